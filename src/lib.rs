@@ -1,1 +1,13 @@
+//! maskdraw: a city's fair mask lottery. See ARCHITECTURE.md for the map.
 
+pub mod admission;
+pub mod api;
+pub mod catalog;
+pub mod config;
+pub mod domain;
+pub mod metrics;
+pub mod persist;
+pub mod queue;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

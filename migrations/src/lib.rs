@@ -1,10 +1,18 @@
+//! The maskdraw schema. Migrations are never edited once landed: fix forward with a new one.
+
 pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_tickets;
+mod m20261123_000002_create_officials_day;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![]
+        vec![
+            Box::new(m20261123_000001_create_tickets::Migration),
+            Box::new(m20261123_000002_create_officials_day::Migration),
+        ]
     }
 }

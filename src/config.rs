@@ -1,0 +1,216 @@
+//! Layered settings: built-in defaults that work on a developer machine with the services on
+//! loopback, then `maskdraw.toml` (or the file named by `MASKDRAW_CONFIG`), then `MASKDRAW_*`
+//! environment variables (STYLE.md "Configuration").
+
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// A value that must never reach a log line or a terminal.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// PostgreSQL, e.g. `postgres://postgres@127.0.0.1:5432/maskdraw`.
+    pub database_url: String,
+    pub redis_url: String,
+    pub amqp_url: String,
+    /// Address the API listens on.
+    pub bind: String,
+    /// Key of `person_tag = HMAC-SHA256(secret, id)`. The default is for development only.
+    pub hmac_secret: Secret,
+    /// Prefix of every Redis key this deployment writes (tests give each its own).
+    pub key_prefix: String,
+    /// Prefix of the RabbitMQ exchange and queue names (tests give each its own).
+    pub queue_prefix: String,
+    /// Where `static/` (pages and catalog) lives.
+    pub static_dir: PathBuf,
+    pub validity_days: u32,
+    pub cooldown_days: u32,
+    /// The city's time zone (IANA name).
+    pub timezone: String,
+    /// Local time on D−1 after which entrants for D are sealed.
+    pub cutoff_time: String,
+    /// Local time on D from which results are shown.
+    pub publish_at: String,
+    /// Requests per second per client IP (burst of the same size).
+    pub ip_rate_per_sec: u32,
+    /// Submissions per minute per person.
+    pub person_rate_per_min: u32,
+    /// Shed load (503) above this many requests in flight.
+    pub max_in_flight: usize,
+    /// Shed load (503) when the broker queue holds more messages than this.
+    pub max_backlog: u64,
+    /// Group commit: at most this many reservations share one confirmed message.
+    pub publish_batch: usize,
+    /// Group commit: how long the first reservation of a batch waits for company.
+    pub publish_linger_us: u64,
+    /// How long to wait for a publisher confirm before turning to the fallback stream.
+    pub publish_timeout_ms: u64,
+    /// Messages the persister may hold unacknowledged.
+    pub persist_prefetch: u16,
+    /// Reservations per INSERT statement in the persister.
+    pub persist_batch: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: "postgres://postgres@127.0.0.1:5432/maskdraw".into(),
+            redis_url: "redis://127.0.0.1:6379/0".into(),
+            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            bind: "127.0.0.1:8080".into(),
+            hmac_secret: Secret::new("maskdraw-development-secret-do-not-use"),
+            key_prefix: "md".into(),
+            queue_prefix: String::new(),
+            static_dir: PathBuf::from("static"),
+            validity_days: 10,
+            cooldown_days: 3,
+            timezone: "Asia/Shanghai".into(),
+            cutoff_time: "22:00".into(),
+            publish_at: "18:00".into(),
+            ip_rate_per_sec: 50,
+            person_rate_per_min: 20,
+            max_in_flight: 20_000,
+            max_backlog: 2_000_000,
+            publish_batch: 256,
+            publish_linger_us: 1_000,
+            publish_timeout_ms: 5_000,
+            persist_prefetch: 64,
+            persist_batch: 4_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading the configuration")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("setting {0}: {1}")]
+    Invalid(&'static str, String),
+}
+
+impl Settings {
+    /// Defaults, then the TOML file, then the environment.
+    ///
+    /// # Errors
+    /// When the file or a variable does not parse, or a value is out of range.
+    pub fn load() -> Result<Self, ConfigError> {
+        let file = std::env::var("MASKDRAW_CONFIG").unwrap_or_else(|_| "maskdraw.toml".into());
+        let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("MASKDRAW_").ignore(&["config"]))
+            .extract()
+            .map_err(Box::new)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// # Errors
+    /// When a value is out of range or does not parse with the domain parsers.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.hmac_secret.expose().len() < 16 {
+            return Err(ConfigError::Invalid("hmac_secret", "must be at least 16 bytes".into()));
+        }
+        self.tz()?;
+        self.cutoff()?;
+        self.publish_time()?;
+        if self.validity_days == 0 {
+            return Err(ConfigError::Invalid("validity_days", "must be at least 1".into()));
+        }
+        if self.publish_batch == 0 || self.persist_batch == 0 || self.persist_prefetch == 0 {
+            return Err(ConfigError::Invalid("publish_batch", "batches must hold at least one".into()));
+        }
+        Ok(())
+    }
+
+    /// # Errors
+    /// When `timezone` is not an IANA zone name.
+    pub fn tz(&self) -> Result<chrono_tz::Tz, ConfigError> {
+        self.timezone
+            .parse()
+            .map_err(|_| ConfigError::Invalid("timezone", self.timezone.clone()))
+    }
+
+    /// # Errors
+    /// When `cutoff_time` is not `HH:MM`.
+    pub fn cutoff(&self) -> Result<chrono::NaiveTime, ConfigError> {
+        chrono::NaiveTime::parse_from_str(&self.cutoff_time, "%H:%M")
+            .map_err(|_| ConfigError::Invalid("cutoff_time", self.cutoff_time.clone()))
+    }
+
+    /// # Errors
+    /// When `publish_at` is not `HH:MM`.
+    pub fn publish_time(&self) -> Result<chrono::NaiveTime, ConfigError> {
+        chrono::NaiveTime::parse_from_str(&self.publish_at, "%H:%M")
+            .map_err(|_| ConfigError::Invalid("publish_at", self.publish_at.clone()))
+    }
+
+    /// The name of the reservations queue (and the exchange that feeds it).
+    pub fn queue_name(&self) -> String {
+        format!("{}reservations", self.queue_prefix)
+    }
+
+    pub fn dead_queue_name(&self) -> String {
+        format!("{}reservations.dead", self.queue_prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_is_not_printed_by_debug() {
+        let s = Settings::default();
+        let text = format!("{s:?}");
+        assert!(!text.contains(s.hmac_secret.expose()));
+        assert!(text.contains("redacted"));
+    }
+
+    #[test]
+    fn the_defaults_pass_their_own_checks() {
+        Settings::default().check().unwrap();
+    }
+
+    #[test]
+    fn environment_variables_override_the_file_and_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("maskdraw.toml", "bind = \"127.0.0.1:9000\"\ncooldown_days = 5\n")?;
+            jail.set_env("MASKDRAW_BIND", "127.0.0.1:9999");
+            jail.set_env("MASKDRAW_HMAC_SECRET", "0123456789abcdef0123");
+            let s = Settings::load().map_err(|e| e.to_string())?;
+            assert_eq!(s.bind, "127.0.0.1:9999");
+            assert_eq!(s.cooldown_days, 5);
+            assert_eq!(s.hmac_secret.expose(), "0123456789abcdef0123");
+            assert_eq!(s.validity_days, 10);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_short_secret_is_refused() {
+        let s = Settings { hmac_secret: Secret::new("short"), ..Settings::default() };
+        assert!(s.check().is_err());
+    }
+}

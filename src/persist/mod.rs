@@ -1,0 +1,194 @@
+//! `maskdraw persist`: a competing consumer that writes reservations to PostgreSQL.
+//!
+//! `handle_batch` is the whole decision (STYLE.md "Queues and stores"); `run` is the thin loop
+//! around it: explicit prefetch, batch what has arrived, commit, update Redis, then ack.
+//! At-least-once delivery plus the idempotent insert gives each ticket exactly once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use sea_orm::DatabaseConnection;
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+use crate::queue::broker::{connect, declare_topology};
+use crate::queue::{Envelope, ReservationEvent};
+use crate::store::redis::{RedisStore, TicketStatus};
+use crate::store::tickets::{self, InsertOutcome};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("database")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("broker")]
+    Broker(#[from] crate::queue::BrokerError),
+    #[error("amqp")]
+    Amqp(#[from] lapin::Error),
+}
+
+/// What became of one batch of deliveries.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Indexes (into the batch) of deliveries that are stored and may be acked.
+    pub ack: Vec<usize>,
+    /// Indexes of poison deliveries for the dead-letter queue.
+    pub dead: Vec<usize>,
+    pub stored: InsertOutcome,
+}
+
+#[derive(Clone)]
+pub struct Persister {
+    pub db: DatabaseConnection,
+    pub redis: RedisStore,
+    pub metrics: Metrics,
+    pub batch_rows: usize,
+    /// Time to live of the Redis status hash.
+    pub status_ttl_secs: u64,
+}
+
+impl Persister {
+    /// Decodes the bodies, stores every good reservation (in statements of at most
+    /// `batch_rows` rows), and updates Redis. Poison does not stop the rest.
+    ///
+    /// # Errors
+    /// When the database fails: nothing is acked then and the deliveries come back.
+    pub async fn handle_batch(&self, bodies: &[&[u8]]) -> Result<Outcome, PersistError> {
+        let mut outcome = Outcome::default();
+        let mut events: Vec<ReservationEvent> = Vec::new();
+        for (i, body) in bodies.iter().enumerate() {
+            match Envelope::parse(body) {
+                Ok(env) => {
+                    events.extend(env.reservations);
+                    outcome.ack.push(i);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "poison message goes to the dead-letter queue");
+                    outcome.dead.push(i);
+                }
+            }
+        }
+        for chunk in events.chunks(self.batch_rows.max(1)) {
+            let stored = tickets::insert_batch(&self.db, chunk).await?;
+            outcome.stored.inserted.extend(stored.inserted);
+            outcome.stored.rejected.extend(stored.rejected);
+            outcome.stored.duplicates += stored.duplicates;
+        }
+        self.after_commit(&events, &outcome.stored).await;
+        Ok(outcome)
+    }
+
+    /// Redis learns what PostgreSQL now holds. Best effort: the status API falls back to
+    /// PostgreSQL, so a Redis hiccup here loses nothing.
+    async fn after_commit(&self, events: &[ReservationEvent], stored: &InsertOutcome) {
+        let rejected: std::collections::HashSet<&str> = stored.rejected.iter().map(String::as_str).collect();
+        let inserted: std::collections::HashSet<&str> = stored.inserted.iter().map(String::as_str).collect();
+        let mut statuses = Vec::with_capacity(inserted.len() + rejected.len());
+        for e in events {
+            let status = if rejected.contains(e.ticket_id.as_str()) {
+                "rejected"
+            } else if inserted.contains(e.ticket_id.as_str()) {
+                "registered"
+            } else {
+                continue;
+            };
+            statuses.push((
+                e.ticket_id.clone(),
+                TicketStatus {
+                    status: status.into(),
+                    pharmacy_id: e.pharmacy_id.clone(),
+                    product_id: e.product_id.clone(),
+                    flexible: e.flexible,
+                    accepted_at: e.accepted_at.to_rfc3339(),
+                    valid_until: e.valid_until.to_rfc3339(),
+                },
+            ));
+            if status == "rejected" {
+                if let Err(err) = self.redis.release(&e.person_tag, &e.ticket_id, None).await {
+                    tracing::warn!(error = ?err, "releasing a rejected ticket's lock");
+                }
+            }
+        }
+        if let Err(err) = self.redis.set_statuses(&statuses, self.status_ttl_secs).await {
+            tracing::warn!(error = ?err, "updating ticket statuses in redis");
+        }
+        self.metrics.persisted.inc_by(stored.inserted.len() as u64);
+        self.metrics.rejected.inc_by(stored.rejected.len() as u64);
+        if let Some(latest) = events.iter().map(|e| e.accepted_at).max() {
+            let lag = (chrono::Utc::now() - latest).num_milliseconds().max(0) as f64 / 1000.0;
+            self.metrics.persister_lag.set(lag);
+        }
+    }
+
+    /// Consumes `queue` until `shutdown` flips, reconnecting to the broker with backoff.
+    pub async fn run(self: Arc<Self>, uri: String, queue: String, dead: String, prefetch: u16, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.consume(&uri, &queue, &dead, prefetch, &mut shutdown).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = ?e, retry_in = ?backoff, "persister lost its broker or database; reconnecting");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn consume(&self, uri: &str, queue: &str, dead: &str, prefetch: u16, shutdown: &mut watch::Receiver<bool>) -> Result<(), PersistError> {
+        let conn = connect(uri).await?;
+        let ch = conn.create_channel().await?;
+        declare_topology(&ch, queue, dead).await?;
+        ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
+        let mut consumer = ch
+            .basic_consume(queue, "", BasicConsumeOptions::default(), FieldTable::default())
+            .await?;
+        tracing::info!(queue, prefetch, "persister consuming");
+        loop {
+            let first = tokio::select! {
+                d = consumer.next() => d,
+                _ = shutdown.changed() => { let _ = conn.close(200, "shutdown").await; return Ok(()); }
+            };
+            let Some(first) = first else { return Err(PersistError::Broker(crate::queue::BrokerError::NotConnected)) };
+            let mut batch: Vec<Delivery> = vec![first?];
+            // Take whatever else has already arrived, up to the prefetch window.
+            while batch.len() < usize::from(prefetch) {
+                match tokio::time::timeout(Duration::from_millis(2), consumer.next()).await {
+                    Ok(Some(d)) => batch.push(d?),
+                    _ => break,
+                }
+            }
+            let bodies: Vec<&[u8]> = batch.iter().map(|d| d.data.as_slice()).collect();
+            let outcome = loop {
+                match self.handle_batch(&bodies).await {
+                    Ok(o) => break o,
+                    Err(e) => {
+                        // The deliveries stay unacked while the database is away; if the
+                        // broker connection goes too, they are redelivered elsewhere.
+                        tracing::warn!(error = ?e, "storing a batch failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        if !conn.status().connected() {
+                            return Err(e);
+                        }
+                    }
+                }
+            };
+            for i in &outcome.dead {
+                batch[*i].nack(BasicNackOptions { requeue: false, multiple: false }).await?;
+                self.metrics.poison.inc();
+            }
+            for i in &outcome.ack {
+                batch[*i].ack(BasicAckOptions::default()).await?;
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The broker connection: topology, a confirm-mode publishing channel, and a keeper task that
+//! reconnects with backoff. Callers take the current link without waiting: when there is none
+//! the publisher goes straight to the fallback stream (the circuit is open).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Connection, ConnectionProperties};
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("amqp")]
+    Amqp(#[from] lapin::Error),
+    #[error("the broker is not connected")]
+    NotConnected,
+}
+
+/// A live connection with its confirm-mode channel.
+pub struct Link {
+    pub conn: Connection,
+    pub publish: Channel,
+}
+
+impl Link {
+    pub fn is_alive(&self) -> bool {
+        self.conn.status().connected() && self.publish.status().connected()
+    }
+}
+
+pub struct Broker {
+    uri: String,
+    queue: String,
+    dead: String,
+    link: Mutex<Option<Arc<Link>>>,
+}
+
+/// `ConnectionProperties` that run lapin on the tokio runtime we are already in.
+pub fn properties() -> ConnectionProperties {
+    ConnectionProperties::default()
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio)
+}
+
+/// Opens a connection to `uri`.
+///
+/// # Errors
+/// When the broker cannot be reached or refuses the login.
+pub async fn connect(uri: &str) -> Result<Connection, BrokerError> {
+    Ok(Connection::connect(uri, properties()).await?)
+}
+
+/// Declares the reservations queue (quorum, dead-lettering to `dead`) and the dead-letter queue.
+///
+/// # Errors
+/// When the broker refuses a declaration.
+pub async fn declare_topology(channel: &Channel, queue: &str, dead: &str) -> Result<(), BrokerError> {
+    let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+    let mut dead_args = FieldTable::default();
+    dead_args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    channel.queue_declare(dead, durable, dead_args).await?;
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+    args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(dead.into()));
+    channel.queue_declare(queue, durable, args).await?;
+    Ok(())
+}
+
+/// Messages waiting in `queue` (a passive declare on a throwaway channel, since a failed
+/// passive declare closes its channel).
+///
+/// # Errors
+/// When the broker cannot be asked.
+pub async fn queue_depth(conn: &Connection, queue: &str) -> Result<u32, BrokerError> {
+    let ch = conn.create_channel().await?;
+    let q = ch
+        .queue_declare(queue, QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() }, FieldTable::default())
+        .await?;
+    let _ = ch.close(200, "done").await;
+    Ok(q.message_count())
+}
+
+impl Broker {
+    pub fn new(uri: &str, queue: &str, dead: &str) -> Arc<Self> {
+        Arc::new(Self { uri: uri.to_string(), queue: queue.into(), dead: dead.into(), link: Mutex::new(None) })
+    }
+
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    pub fn dead_queue(&self) -> &str {
+        &self.dead
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The current link if it is alive.
+    pub fn current(&self) -> Option<Arc<Link>> {
+        let guard = self.link.lock().ok()?;
+        guard.as_ref().filter(|l| l.is_alive()).cloned()
+    }
+
+    /// Forgets a link that failed a publish, so the next caller does not wait on it.
+    pub fn invalidate(&self) {
+        if let Ok(mut guard) = self.link.lock() {
+            *guard = None;
+        }
+    }
+
+    /// Connects, declares the topology and opens the confirm channel.
+    ///
+    /// # Errors
+    /// When any of these steps fails.
+    pub async fn connect_now(&self) -> Result<Arc<Link>, BrokerError> {
+        let conn = connect(&self.uri).await?;
+        let publish = conn.create_channel().await?;
+        declare_topology(&publish, &self.queue, &self.dead).await?;
+        publish.confirm_select(ConfirmSelectOptions::default()).await?;
+        let link = Arc::new(Link { conn, publish });
+        if let Ok(mut guard) = self.link.lock() {
+            *guard = Some(link.clone());
+        }
+        Ok(link)
+    }
+
+    /// Keeps a link up until `shutdown` flips: checks it every 100 ms and reconnects with
+    /// exponential backoff (100 ms to 5 s) when it is gone.
+    pub fn spawn_keeper(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                if *shutdown.borrow() {
+                    break;
+                }
+                if me.current().is_none() {
+                    match me.connect_now().await {
+                        Ok(_) => {
+                            tracing::info!(queue = %me.queue, "broker connected");
+                            backoff = Duration::from_millis(100);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = ?e, retry_in = ?backoff, "broker unreachable");
+                            tokio::select! {
+                                _ = tokio::time::sleep(backoff) => {}
+                                _ = shutdown.changed() => {}
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                            continue;
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            if let Some(link) = me.current() {
+                let _ = link.conn.close(200, "shutdown").await;
+            }
+        })
+    }
+}

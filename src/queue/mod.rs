@@ -1,0 +1,12 @@
+//! RabbitMQ: the topology, the batching publisher with its Redis fallback, the relay that
+//! drains the fallback, and the dead-letter tools.
+
+pub mod broker;
+pub mod dlq;
+pub mod message;
+pub mod publisher;
+pub mod relay;
+
+pub use broker::{Broker, BrokerError};
+pub use message::{Envelope, ReservationEvent};
+pub use publisher::{Durability, PublishError, Publisher};

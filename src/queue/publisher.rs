@@ -1,0 +1,160 @@
+//! The intake's group commit: reservations that arrive within a millisecond or two (or up to
+//! `publish_batch` of them) share one persistent message and one publisher confirm. A request
+//! hears back only when the message carrying it is durable: confirmed by the broker, or, when
+//! the broker is unreachable, appended to the Redis fallback stream.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lapin::options::BasicPublishOptions;
+use lapin::publisher_confirm::Confirmation;
+use lapin::BasicProperties;
+use tokio::sync::{mpsc, oneshot};
+
+use super::broker::{Broker, Link};
+use super::message::{Envelope, ReservationEvent};
+use crate::metrics::Metrics;
+use crate::store::redis::RedisStore;
+
+/// Where the reservation became durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    Broker,
+    Fallback,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PublishError {
+    #[error("neither the broker nor the fallback stream took the reservation")]
+    Unavailable,
+    #[error("the publisher has stopped")]
+    Stopped,
+}
+
+struct Job {
+    event: ReservationEvent,
+    done: oneshot::Sender<Result<Durability, PublishError>>,
+}
+
+#[derive(Clone)]
+pub struct Publisher {
+    tx: mpsc::Sender<Job>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PublisherConfig {
+    pub batch: usize,
+    pub linger: Duration,
+    pub confirm_timeout: Duration,
+}
+
+impl Publisher {
+    /// Starts the batching task; it ends when every `Publisher` clone is dropped.
+    pub fn spawn(broker: Arc<Broker>, redis: RedisStore, metrics: Metrics, cfg: PublisherConfig) -> Self {
+        let (tx, rx) = mpsc::channel(cfg.batch * 64);
+        tokio::spawn(run(rx, broker, redis, metrics, cfg));
+        Self { tx }
+    }
+
+    /// Waits until the reservation is durable.
+    ///
+    /// # Errors
+    /// `Unavailable` when neither the broker nor Redis took it; `Stopped` on shutdown.
+    pub async fn publish(&self, event: ReservationEvent) -> Result<Durability, PublishError> {
+        let (done, rx) = oneshot::channel();
+        self.tx.send(Job { event, done }).await.map_err(|_| PublishError::Stopped)?;
+        rx.await.map_err(|_| PublishError::Stopped)?
+    }
+}
+
+async fn run(mut rx: mpsc::Receiver<Job>, broker: Arc<Broker>, redis: RedisStore, metrics: Metrics, cfg: PublisherConfig) {
+    while let Some(first) = rx.recv().await {
+        let started = Instant::now();
+        let mut jobs = vec![first];
+        let deadline = tokio::time::Instant::now() + cfg.linger;
+        while jobs.len() < cfg.batch {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(job)) => jobs.push(job),
+                    _ => break,
+                },
+            }
+        }
+        // Settle in its own task so the next batch is published while this one awaits its
+        // confirm: confirms pipeline on the one channel.
+        let (broker, redis, metrics) = (broker.clone(), redis.clone(), metrics.clone());
+        tokio::spawn(async move {
+            let (events, senders): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.event, j.done)).unzip();
+            let n = events.len() as u64;
+            let body = Envelope::new(events).to_bytes();
+            let outcome = make_durable(&broker, &redis, &body, cfg.confirm_timeout).await;
+            match outcome {
+                Ok(Durability::Broker) => {
+                    metrics.published.inc_by(n);
+                    metrics.published_messages.inc();
+                    metrics.degraded.set(0);
+                }
+                Ok(Durability::Fallback) => {
+                    metrics.fallback.inc_by(n);
+                    metrics.degraded.set(1);
+                }
+                Err(_) => metrics.degraded.set(1),
+            }
+            metrics.publish_latency.observe(started.elapsed().as_secs_f64());
+            for s in senders {
+                let _ = s.send(outcome.clone());
+            }
+        });
+    }
+}
+
+/// Publishes one message with mandatory routing and waits for its confirm, bounded by
+/// `timeout`. `Ok(true)` only for a plain ack of a routed message.
+pub async fn publish_confirmed(link: &Link, queue: &str, body: &[u8], timeout: Duration) -> bool {
+    let attempt = async {
+        let confirm = link
+            .publish
+            .basic_publish(
+                "",
+                queue,
+                BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                body,
+                BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()),
+            )
+            .await?;
+        confirm.await
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(Confirmation::Ack(None))) => true,
+        Ok(Ok(other)) => {
+            tracing::warn!(confirmation = ?other, "broker did not take the message");
+            false
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = ?e, "publish failed");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(?timeout, "no publisher confirm in time");
+            false
+        }
+    }
+}
+
+async fn make_durable(broker: &Broker, redis: &RedisStore, body: &[u8], timeout: Duration) -> Result<Durability, PublishError> {
+    if let Some(link) = broker.current() {
+        if publish_confirmed(&link, broker.queue(), body, timeout).await {
+            return Ok(Durability::Broker);
+        }
+        broker.invalidate();
+    }
+    match redis.append_fallback(body).await {
+        Ok(_) => Ok(Durability::Fallback),
+        Err(e) => {
+            tracing::error!(error = ?e, "fallback stream refused the message too");
+            Err(PublishError::Unavailable)
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Building and running the service (zero-to-production's `Application`): `build` binds and
+//! wires everything (port 0 in tests), `run_until_stopped` serves until the server stops.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use migration::MigratorTrait;
+use tokio::sync::watch;
+
+use crate::admission::Admission;
+use crate::api::{self, AppState};
+use crate::catalog::{Catalog, CatalogError};
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::persist::Persister;
+use crate::queue::broker::{self, Broker};
+use crate::queue::publisher::{Publisher, PublisherConfig};
+use crate::queue::relay;
+use crate::store::redis::RedisStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("binding {0}")]
+    Bind(String, #[source] std::io::Error),
+    #[error("connecting to PostgreSQL")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("configuring Redis")]
+    Redis(#[from] deadpool_redis::CreatePoolError),
+    #[error("loading the catalog")]
+    Catalog(#[from] CatalogError),
+}
+
+/// Opens the PostgreSQL pool.
+///
+/// # Errors
+/// When the database cannot be reached.
+pub async fn connect_db(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.max_connections(16).min_connections(1).connect_timeout(Duration::from_secs(5)).sqlx_logging(false);
+    Database::connect(opts).await
+}
+
+/// Applies every pending migration.
+///
+/// # Errors
+/// When the database cannot be reached or a migration fails.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    migration::Migrator::up(db, None).await
+}
+
+fn status_ttl(settings: &Settings) -> u64 {
+    u64::from(settings.validity_days + settings.cooldown_days + 30) * 86_400
+}
+
+/// Builds the persister for these settings.
+pub fn persister(settings: &Settings, db: DatabaseConnection, redis: RedisStore, metrics: Metrics) -> Arc<Persister> {
+    Arc::new(Persister { db, redis, metrics, batch_rows: settings.persist_batch, status_ttl_secs: status_ttl(settings) })
+}
+
+/// Spawns the persister loop for these settings.
+pub fn spawn_persister(settings: &Settings, p: Arc<Persister>, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(p.run(settings.amqp_url.clone(), settings.queue_name(), settings.dead_queue_name(), settings.persist_prefetch, shutdown))
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    shutdown: watch::Sender<bool>,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Connects to the three services, migrates, and binds `settings.bind`.
+    ///
+    /// # Errors
+    /// When a service cannot be reached, the catalog does not load, or the address is taken.
+    pub async fn build(settings: Settings, with_persister: bool) -> Result<Self, StartupError> {
+        let catalog = Catalog::load(&settings.static_dir)?;
+        let db = connect_db(&settings.database_url).await?;
+        migrate(&db).await?;
+        let redis = RedisStore::connect(&settings.redis_url, &settings.key_prefix)?;
+        let metrics = Metrics::new();
+        let (shutdown, rx) = watch::channel(false);
+        let broker = Broker::new(&settings.amqp_url, &settings.queue_name(), &settings.dead_queue_name());
+        // A first attempt now, so a healthy start does not take its first requests through the
+        // fallback; the keeper retries if this fails.
+        if let Err(e) = broker.connect_now().await {
+            tracing::warn!(error = ?e, "broker unreachable at start; intake uses the fallback stream");
+        }
+        broker.spawn_keeper(rx.clone());
+        relay::spawn(broker.clone(), redis.clone(), metrics.clone(), rx.clone());
+        let publisher = Publisher::spawn(
+            broker.clone(),
+            redis.clone(),
+            metrics.clone(),
+            PublisherConfig {
+                batch: settings.publish_batch,
+                linger: Duration::from_micros(settings.publish_linger_us),
+                confirm_timeout: Duration::from_millis(settings.publish_timeout_ms),
+            },
+        );
+        if with_persister {
+            let p = persister(&settings, db.clone(), redis.clone(), metrics.clone());
+            spawn_persister(&settings, p, rx.clone());
+        }
+        let admission = Admission::new(settings.ip_rate_per_sec, settings.person_rate_per_min, settings.max_in_flight, settings.max_backlog);
+        let listener = TcpListener::bind(&settings.bind).map_err(|e| StartupError::Bind(settings.bind.clone(), e))?;
+        let port = listener.local_addr().map_err(|e| StartupError::Bind(settings.bind.clone(), e))?.port();
+        let static_dir = settings.static_dir.clone();
+        let state = web::Data::new(AppState { settings, catalog, redis, db, broker, publisher, metrics, admission });
+        spawn_monitor(state.clone(), rx);
+        let data = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap_fn(api::record)
+                .configure(api::configure)
+                .route("/", web::get().to(|| async { HttpResponse::Found().insert_header(("Location", "/static/index.html")).finish() }))
+                .service(
+                    web::scope("/static")
+                        .wrap(DefaultHeaders::new().add(("Cache-Control", "public, max-age=300")))
+                        .service(actix_files::Files::new("", static_dir.clone()).use_etag(true).use_last_modified(true)),
+                )
+        })
+        .listen(listener)
+        .map_err(|e| StartupError::Bind("listener".into(), e))?
+        .run();
+        Ok(Self { port, server, shutdown, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle that stops the background tasks (broker keeper, relay, persister, monitor).
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the server is stopped (Ctrl-C or SIGTERM), then stops the background tasks.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let _ = self.shutdown.send(true);
+        result
+    }
+}
+
+/// Every second: the broker backlog (for shedding and metrics), the dead-letter depth, and the
+/// rate limiters' housekeeping.
+fn spawn_monitor(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut tick = 0u64;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return,
+            }
+            if let Some(link) = state.broker.current() {
+                if let Ok(depth) = broker::queue_depth(&link.conn, state.broker.queue()).await {
+                    state.admission.set_backlog(u64::from(depth));
+                    state.metrics.queue_depth.set(i64::from(depth));
+                }
+                if let Ok(dead) = broker::queue_depth(&link.conn, state.broker.dead_queue()).await {
+                    state.metrics.dead_letters.set(i64::from(dead));
+                }
+            }
+            tick += 1;
+            if tick % 60 == 0 {
+                state.admission.forget_idle();
+            }
+        }
+    });
+}

@@ -1,0 +1,7 @@
+//! Where state lives: Redis (locks, ticket status, the fallback stream) and PostgreSQL
+//! (tickets and the officials' day). Handlers call these functions; they never build SQL or
+//! Redis commands themselves.
+
+pub mod draws;
+pub mod redis;
+pub mod tickets;

@@ -1,0 +1,355 @@
+//! Redis: one active ticket per person (Lua, atomic), idempotency keys, cooldowns, the ticket
+//! status hash and the fallback stream.
+//!
+//! Every key a person owns carries the person tag as a hash tag (`md:{tag}:active`), every key a
+//! ticket owns carries the ticket id (`md:{ticket}:t`), so one Lua script only ever touches keys
+//! of one slot and Redis Cluster works.
+
+use deadpool_redis::redis::{self, AsyncCommands, Script};
+use deadpool_redis::Pool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis pool")]
+    Pool(#[from] deadpool_redis::PoolError),
+    #[error("redis command")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis script answered {0:?}")]
+    Script(Vec<String>),
+}
+
+/// What the reserve script decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reserve {
+    /// The lock is ours: publish the reservation.
+    Granted,
+    /// This idempotency key already made `ticket`; `durable` says whether it was acknowledged.
+    Replay { ticket: String, durable: bool },
+    /// The person holds another active ticket.
+    Active { ticket: String },
+    /// The person won recently and may enter again after this date.
+    CoolingDown { until: String },
+}
+
+/// The lock value is `ticket|p|unix` while the reservation is on its way and `ticket|d` once it
+/// is durable. A pending lock older than `ARGV[5]` seconds belongs to a server that died between
+/// locking and publishing: it is taken over, so nobody is locked out for ten days by a crash.
+const RESERVE_LUA: &str = r#"
+local function parse(v)
+  local t, st, ts = string.match(v, "^([^|]+)|(%a)|?(%d*)$")
+  return t, st, tonumber(ts)
+end
+local now = tonumber(ARGV[4])
+if ARGV[6] == '1' then
+  local t = redis.call('GET', KEYS[3])
+  if t then
+    local a = redis.call('GET', KEYS[1])
+    local durable = 0
+    if a then
+      local at, ast = parse(a)
+      if at == t and ast == 'd' then durable = 1 end
+    end
+    if not a then durable = 1 end
+    return {'replay', t, tostring(durable)}
+  end
+end
+local c = redis.call('GET', KEYS[2])
+if c then return {'cooling', c} end
+local a = redis.call('GET', KEYS[1])
+if a then
+  local at, ast, ats = parse(a)
+  if not (ast == 'p' and ats and now - ats > tonumber(ARGV[5])) then
+    return {'active', at}
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|p|' .. ARGV[4], 'EX', ARGV[2])
+if ARGV[6] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3]) end
+return {'granted'}
+"#;
+
+/// Marks the person's lock durable, keeping its time to live.
+const CONFIRM_LUA: &str = r#"
+local a = redis.call('GET', KEYS[1])
+if a and string.sub(a, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then
+  redis.call('SET', KEYS[1], ARGV[1] .. '|d', 'KEEPTTL')
+  return 1
+end
+return 0
+"#;
+
+/// Drops the person's lock and idempotency key if they still name this ticket.
+const RELEASE_LUA: &str = r#"
+local a = redis.call('GET', KEYS[1])
+if a and string.sub(a, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
+"#;
+
+/// The Redis side of maskdraw, bound to one key prefix.
+#[derive(Clone)]
+pub struct RedisStore {
+    pool: Pool,
+    prefix: String,
+    reserve: Script,
+    confirm: Script,
+    release: Script,
+}
+
+/// Ticket fields kept in the status hash.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TicketStatus {
+    pub status: String,
+    pub pharmacy_id: String,
+    pub product_id: String,
+    pub flexible: bool,
+    pub accepted_at: String,
+    pub valid_until: String,
+}
+
+/// Seconds after which a pending lock is considered abandoned.
+const STALE_PENDING_SECS: u64 = 120;
+/// How long an idempotency key is remembered.
+const IDEMPOTENCY_TTL_SECS: u64 = 24 * 3600;
+
+impl RedisStore {
+    /// # Errors
+    /// When the URL does not parse.
+    pub fn connect(url: &str, prefix: &str) -> Result<Self, deadpool_redis::CreatePoolError> {
+        let mut cfg = deadpool_redis::Config::from_url(url);
+        cfg.pool = Some(deadpool_redis::PoolConfig::new(64));
+        let pool = cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
+        Ok(Self {
+            pool,
+            prefix: prefix.to_string(),
+            reserve: Script::new(RESERVE_LUA),
+            confirm: Script::new(CONFIRM_LUA),
+            release: Script::new(RELEASE_LUA),
+        })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn active_key(&self, tag: &str) -> String {
+        format!("{}:{{{tag}}}:active", self.prefix)
+    }
+    fn cooldown_key(&self, tag: &str) -> String {
+        format!("{}:{{{tag}}}:cool", self.prefix)
+    }
+    fn idem_key(&self, tag: &str, key: Option<&str>) -> String {
+        format!("{}:{{{tag}}}:idem:{}", self.prefix, key.unwrap_or("-"))
+    }
+    pub fn ticket_key(&self, ticket: &str) -> String {
+        format!("{}:{{{ticket}}}:t", self.prefix)
+    }
+    pub fn fallback_stream(&self) -> String {
+        format!("{}:fallback", self.prefix)
+    }
+
+    /// Takes the person's lock for `ticket` unless they hold one, are cooling down, or this
+    /// idempotency key already made a ticket.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached or the script answers something unknown.
+    pub async fn reserve(
+        &self,
+        tag: &str,
+        ticket: &str,
+        lock_ttl_secs: u64,
+        now_unix: u64,
+        idempotency_key: Option<&str>,
+    ) -> Result<Reserve, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let answer: Vec<String> = self
+            .reserve
+            .key(self.active_key(tag))
+            .key(self.cooldown_key(tag))
+            .key(self.idem_key(tag, idempotency_key))
+            .arg(ticket)
+            .arg(lock_ttl_secs.max(1))
+            .arg(IDEMPOTENCY_TTL_SECS)
+            .arg(now_unix)
+            .arg(STALE_PENDING_SECS)
+            .arg(if idempotency_key.is_some() { "1" } else { "0" })
+            .invoke_async(&mut *conn)
+            .await?;
+        match answer.as_slice() {
+            [g] if g == "granted" => Ok(Reserve::Granted),
+            [r, t, d] if r == "replay" => Ok(Reserve::Replay { ticket: t.clone(), durable: d == "1" }),
+            [a, t] if a == "active" => Ok(Reserve::Active { ticket: t.clone() }),
+            [c, u] if c == "cooling" => Ok(Reserve::CoolingDown { until: u.clone() }),
+            _ => Err(StoreError::Script(answer)),
+        }
+    }
+
+    /// Marks the lock durable and writes the ticket's status hash (status `accepted` unless the
+    /// persister already wrote a later one).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn confirm(&self, tag: &str, status: &TicketStatus, ticket: &str, ttl_secs: u64) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        let _: i64 = self.confirm.key(self.active_key(tag)).arg(ticket).invoke_async(&mut *conn).await?;
+        let key = self.ticket_key(ticket);
+        redis::pipe()
+            .hset_nx(&key, "status", &status.status)
+            .ignore()
+            .hset_multiple(&key, &status_fields(status))
+            .ignore()
+            .expire(&key, ttl_secs as i64)
+            .ignore()
+            .query_async::<()>(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives the person's lock back after a reservation could not be made durable, or after the
+    /// database rejected the ticket.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn release(&self, tag: &str, ticket: &str, idempotency_key: Option<&str>) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        let _: i64 = self
+            .release
+            .key(self.active_key(tag))
+            .key(self.idem_key(tag, idempotency_key))
+            .arg(ticket)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the status of many tickets at once (the persister after a commit).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn set_statuses(&self, statuses: &[(String, TicketStatus)], ttl_secs: u64) -> Result<(), StoreError> {
+        if statuses.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.pool.get().await?;
+        let mut pipe = redis::pipe();
+        for (ticket, st) in statuses {
+            let key = self.ticket_key(ticket);
+            pipe.hset(&key, "status", &st.status).ignore();
+            pipe.hset_multiple(&key, &status_fields(st)).ignore();
+            pipe.expire(&key, ttl_secs as i64).ignore();
+        }
+        pipe.query_async::<()>(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// The status hash of a ticket, if Redis still has it.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn ticket_status(&self, ticket: &str) -> Result<Option<TicketStatus>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let map: std::collections::HashMap<String, String> = conn.hgetall(self.ticket_key(ticket)).await?;
+        if map.is_empty() {
+            return Ok(None);
+        }
+        let get = |k: &str| map.get(k).cloned().unwrap_or_default();
+        Ok(Some(TicketStatus {
+            status: get("status"),
+            pharmacy_id: get("pharmacy_id"),
+            product_id: get("product_id"),
+            flexible: get("flexible") == "1",
+            accepted_at: get("accepted_at"),
+            valid_until: get("valid_until"),
+        }))
+    }
+
+    /// Starts a winner's cooldown: no new reservation until `until` (a date), and frees the
+    /// lock the winning ticket held.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn start_cooldown(&self, tag: &str, ticket: &str, until: &str, ttl_secs: u64) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        let _: () = conn.set_ex(self.cooldown_key(tag), until, ttl_secs.max(1)).await?;
+        let _: i64 = self
+            .release
+            .key(self.active_key(tag))
+            .key(self.idem_key(tag, None))
+            .arg(ticket)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends one message body to the fallback stream; the caller's reservations are durable
+    /// once this returns.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn append_fallback(&self, body: &[u8]) -> Result<String, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let id: String = conn.xadd(self.fallback_stream(), "*", &[("body", body)]).await?;
+        Ok(id)
+    }
+
+    /// Up to `count` of the oldest fallback entries, as (entry id, body).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn read_fallback(&self, count: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let reply: redis::streams::StreamRangeReply =
+            conn.xrange_count(self.fallback_stream(), "-", "+", count).await?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .filter_map(|e| {
+                let body = e.map.get("body").and_then(|v| redis::from_redis_value::<Vec<u8>>(v).ok())?;
+                Some((e.id, body))
+            })
+            .collect())
+    }
+
+    /// Removes relayed entries from the fallback stream.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn delete_fallback(&self, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.pool.get().await?;
+        let _: i64 = conn.xdel(self.fallback_stream(), ids).await?;
+        Ok(())
+    }
+
+    /// How many entries wait in the fallback stream.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn fallback_len(&self) -> Result<u64, StoreError> {
+        let mut conn = self.pool.get().await?;
+        Ok(conn.xlen(self.fallback_stream()).await?)
+    }
+
+    /// # Errors
+    /// When Redis does not answer PING.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        let _: String = redis::cmd("PING").query_async(&mut *conn).await?;
+        Ok(())
+    }
+}
+
+fn status_fields(st: &TicketStatus) -> Vec<(&'static str, String)> {
+    vec![
+        ("pharmacy_id", st.pharmacy_id.clone()),
+        ("product_id", st.product_id.clone()),
+        ("flexible", if st.flexible { "1" } else { "0" }.to_string()),
+        ("accepted_at", st.accepted_at.clone()),
+        ("valid_until", st.valid_until.clone()),
+    ]
+}

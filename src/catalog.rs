@@ -37,7 +37,11 @@ pub enum CatalogError {
     #[error("parsing {0}")]
     Json(String, #[source] serde_json::Error),
     #[error("{file}: entry {index}: {why}")]
-    Entry { file: String, index: usize, why: String },
+    Entry {
+        file: String,
+        index: usize,
+        why: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -76,18 +80,36 @@ impl Catalog {
         let raw_pr: Vec<RawProduct> = read(&pr_path)?;
         let mut cat = Catalog::default();
         for (index, p) in raw_ph.into_iter().enumerate() {
-            let err = |why: String| CatalogError::Entry { file: ph_path.display().to_string(), index, why };
+            let err = |why: String| CatalogError::Entry {
+                file: ph_path.display().to_string(),
+                index,
+                why,
+            };
             let id = PharmacyId::parse(&p.id).map_err(|e| err(e.to_string()))?;
             let district = DistrictId::parse(&p.district).map_err(|e| err(e.to_string()))?;
-            let pharmacy = Pharmacy { id: id.clone(), name: p.name, district, address: p.address };
+            let pharmacy = Pharmacy {
+                id: id.clone(),
+                name: p.name,
+                district,
+                address: p.address,
+            };
             if cat.pharmacies.insert(id.to_string(), pharmacy).is_some() {
                 return Err(err(format!("pharmacy {id} is listed twice")));
             }
         }
         for (index, p) in raw_pr.into_iter().enumerate() {
-            let err = |why: String| CatalogError::Entry { file: pr_path.display().to_string(), index, why };
+            let err = |why: String| CatalogError::Entry {
+                file: pr_path.display().to_string(),
+                index,
+                why,
+            };
             let id = ProductId::parse(&p.id).map_err(|e| err(e.to_string()))?;
-            let product = Product { id: id.clone(), name: p.name, name_en: p.name_en, masks_per_pack: p.masks_per_pack };
+            let product = Product {
+                id: id.clone(),
+                name: p.name,
+                name_en: p.name_en,
+                masks_per_pack: p.masks_per_pack,
+            };
             if cat.products.insert(id.to_string(), product).is_some() {
                 return Err(err(format!("product {id} is listed twice")));
             }

@@ -130,16 +130,25 @@ impl Settings {
     /// When a value is out of range or does not parse with the domain parsers.
     pub fn check(&self) -> Result<(), ConfigError> {
         if self.hmac_secret.expose().len() < 16 {
-            return Err(ConfigError::Invalid("hmac_secret", "must be at least 16 bytes".into()));
+            return Err(ConfigError::Invalid(
+                "hmac_secret",
+                "must be at least 16 bytes".into(),
+            ));
         }
         self.tz()?;
         self.cutoff()?;
         self.publish_time()?;
         if self.validity_days == 0 {
-            return Err(ConfigError::Invalid("validity_days", "must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "validity_days",
+                "must be at least 1".into(),
+            ));
         }
         if self.publish_batch == 0 || self.persist_batch == 0 || self.persist_prefetch == 0 {
-            return Err(ConfigError::Invalid("publish_batch", "batches must hold at least one".into()));
+            return Err(ConfigError::Invalid(
+                "publish_batch",
+                "batches must hold at least one".into(),
+            ));
         }
         Ok(())
     }
@@ -196,7 +205,10 @@ mod tests {
     #[test]
     fn environment_variables_override_the_file_and_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("maskdraw.toml", "bind = \"127.0.0.1:9000\"\ncooldown_days = 5\n")?;
+            jail.create_file(
+                "maskdraw.toml",
+                "bind = \"127.0.0.1:9000\"\ncooldown_days = 5\n",
+            )?;
             jail.set_env("MASKDRAW_BIND", "127.0.0.1:9999");
             jail.set_env("MASKDRAW_HMAC_SECRET", "0123456789abcdef0123");
             let s = Settings::load().map_err(|e| e.to_string())?;
@@ -210,7 +222,10 @@ mod tests {
 
     #[test]
     fn a_short_secret_is_refused() {
-        let s = Settings { hmac_secret: Secret::new("short"), ..Settings::default() };
+        let s = Settings {
+            hmac_secret: Secret::new("short"),
+            ..Settings::default()
+        };
         assert!(s.check().is_err());
     }
 }

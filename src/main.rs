@@ -7,7 +7,11 @@ use maskdraw::startup::{self, Application};
 use maskdraw::store::redis::RedisStore;
 
 #[derive(Parser)]
-#[command(name = "maskdraw", version, about = "A city's fair mask lottery: intake, persister, seal, draw")]
+#[command(
+    name = "maskdraw",
+    version,
+    about = "A city's fair mask lottery: intake, persister, seal, draw"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,37 +53,52 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load().context("loading settings")?;
     match cli.command {
-        Command::Serve { bind, with_persister } => serve(settings, bind, with_persister).await,
+        Command::Serve {
+            bind,
+            with_persister,
+        } => serve(settings, bind, with_persister).await,
         Command::Persist => persist(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::Dlq { action } => dlq(settings, action).await,
     }
 }
 
-async fn serve(mut settings: Settings, bind: Option<String>, with_persister: bool) -> anyhow::Result<()> {
+async fn serve(
+    mut settings: Settings,
+    bind: Option<String>,
+    with_persister: bool,
+) -> anyhow::Result<()> {
     if let Some(b) = bind {
         settings.bind = b;
     }
-    let app = Application::build(settings, with_persister).await.context("starting the server")?;
+    let app = Application::build(settings, with_persister)
+        .await
+        .context("starting the server")?;
     tracing::info!(port = app.port(), with_persister, "serving");
     app.run_until_stopped().await.context("serving")
 }
 
 async fn persist(settings: Settings) -> anyhow::Result<()> {
-    let db = startup::connect_db(&settings.database_url).await.context("connecting to PostgreSQL")?;
+    let db = startup::connect_db(&settings.database_url)
+        .await
+        .context("connecting to PostgreSQL")?;
     startup::migrate(&db).await.context("migrating")?;
     let redis = RedisStore::connect(&settings.redis_url, &settings.key_prefix)?;
     let p = startup::persister(&settings, db, redis, maskdraw::metrics::Metrics::new());
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = startup::spawn_persister(&settings, p, rx);
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     let _ = tx.send(true);
     task.await.context("stopping the persister")?;
     Ok(())
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
-    let db = startup::connect_db(&settings.database_url).await.context("connecting to PostgreSQL")?;
+    let db = startup::connect_db(&settings.database_url)
+        .await
+        .context("connecting to PostgreSQL")?;
     startup::migrate(&db).await.context("migrating")?;
     println!("migrations applied");
     Ok(())
@@ -87,17 +106,25 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
 
 async fn dlq(settings: Settings, action: DlqAction) -> anyhow::Result<()> {
     use maskdraw::queue::dlq;
-    let (uri, q, dead) = (settings.amqp_url.clone(), settings.queue_name(), settings.dead_queue_name());
+    let (uri, q, dead) = (
+        settings.amqp_url.clone(),
+        settings.queue_name(),
+        settings.dead_queue_name(),
+    );
     match action {
         DlqAction::List => {
-            let letters = dlq::list(&uri, &q, &dead).await.context("reading the dead-letter queue")?;
+            let letters = dlq::list(&uri, &q, &dead)
+                .await
+                .context("reading the dead-letter queue")?;
             for (i, l) in letters.iter().enumerate() {
                 println!("{i:>5}  {:>7} bytes  {}  {}", l.bytes, l.content, l.preview);
             }
             println!("{} dead letter(s) in {dead}", letters.len());
         }
         DlqAction::Replay => {
-            let n = dlq::replay(&uri, &q, &dead).await.context("replaying the dead-letter queue")?;
+            let n = dlq::replay(&uri, &q, &dead)
+                .await
+                .context("replaying the dead-letter queue")?;
             println!("moved {n} dead letter(s) from {dead} back to {q}");
         }
     }

@@ -1,7 +1,8 @@
 //! Prometheus metrics, one registry per application so that tests in one process do not mix.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 #[derive(Clone)]
@@ -39,38 +40,107 @@ impl Metrics {
         Self {
             http_requests: reg(
                 &r,
-                IntCounterVec::new(Opts::new("http_requests_total", "HTTP requests by route and status"), &["route", "status"])
-                    .unwrap_or_else(|_| unreachable!()),
+                IntCounterVec::new(
+                    Opts::new("http_requests_total", "HTTP requests by route and status"),
+                    &["route", "status"],
+                )
+                .unwrap_or_else(|_| unreachable!()),
             ),
-            accepted: reg(&r, counter("reservations_accepted_total", "reservations answered 202")),
-            published: reg(&r, counter("reservations_published_total", "reservations confirmed by the broker")),
-            published_messages: reg(&r, counter("messages_published_total", "confirmed broker messages (batches)")),
-            fallback: reg(&r, counter("reservations_fallback_total", "reservations made durable in the Redis fallback stream")),
-            relayed: reg(&r, counter("fallback_relayed_total", "fallback messages relayed to the broker")),
+            accepted: reg(
+                &r,
+                counter("reservations_accepted_total", "reservations answered 202"),
+            ),
+            published: reg(
+                &r,
+                counter(
+                    "reservations_published_total",
+                    "reservations confirmed by the broker",
+                ),
+            ),
+            published_messages: reg(
+                &r,
+                counter(
+                    "messages_published_total",
+                    "confirmed broker messages (batches)",
+                ),
+            ),
+            fallback: reg(
+                &r,
+                counter(
+                    "reservations_fallback_total",
+                    "reservations made durable in the Redis fallback stream",
+                ),
+            ),
+            relayed: reg(
+                &r,
+                counter(
+                    "fallback_relayed_total",
+                    "fallback messages relayed to the broker",
+                ),
+            ),
             publish_latency: reg(
                 &r,
                 Histogram::with_opts(
                     HistogramOpts::new("publish_latency_seconds", "time from enqueue to durable")
-                        .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]),
+                        .buckets(vec![
+                            0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                        ]),
                 )
                 .unwrap_or_else(|_| unreachable!()),
             ),
-            queue_depth: reg(&r, gauge("queue_depth", "messages waiting in the reservations queue")),
-            dead_letters: reg(&r, gauge("dead_letters", "messages in the dead-letter queue")),
-            fallback_depth: reg(&r, gauge("fallback_depth", "messages waiting in the Redis fallback stream")),
-            poison: reg(&r, counter("poison_messages_total", "messages rejected to the dead-letter queue")),
-            persisted: reg(&r, counter("tickets_persisted_total", "tickets written to PostgreSQL")),
-            rejected: reg(&r, counter("tickets_rejected_total", "tickets refused by the database (duplicate person)")),
+            queue_depth: reg(
+                &r,
+                gauge("queue_depth", "messages waiting in the reservations queue"),
+            ),
+            dead_letters: reg(
+                &r,
+                gauge("dead_letters", "messages in the dead-letter queue"),
+            ),
+            fallback_depth: reg(
+                &r,
+                gauge(
+                    "fallback_depth",
+                    "messages waiting in the Redis fallback stream",
+                ),
+            ),
+            poison: reg(
+                &r,
+                counter(
+                    "poison_messages_total",
+                    "messages rejected to the dead-letter queue",
+                ),
+            ),
+            persisted: reg(
+                &r,
+                counter("tickets_persisted_total", "tickets written to PostgreSQL"),
+            ),
+            rejected: reg(
+                &r,
+                counter(
+                    "tickets_rejected_total",
+                    "tickets refused by the database (duplicate person)",
+                ),
+            ),
             persister_lag: reg(
                 &r,
-                prometheus::Gauge::new("persister_lag_seconds", "acceptance to commit, last batch").unwrap_or_else(|_| unreachable!()),
+                prometheus::Gauge::new("persister_lag_seconds", "acceptance to commit, last batch")
+                    .unwrap_or_else(|_| unreachable!()),
             ),
             shed: reg(
                 &r,
-                IntCounterVec::new(Opts::new("shed_total", "requests refused by admission"), &["reason"])
-                    .unwrap_or_else(|_| unreachable!()),
+                IntCounterVec::new(
+                    Opts::new("shed_total", "requests refused by admission"),
+                    &["reason"],
+                )
+                .unwrap_or_else(|_| unreachable!()),
             ),
-            degraded: reg(&r, gauge("degraded", "1 while the broker is unreachable and the fallback is in use")),
+            degraded: reg(
+                &r,
+                gauge(
+                    "degraded",
+                    "1 while the broker is unreachable and the fallback is in use",
+                ),
+            ),
             registry: r,
         }
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use migration::MigratorTrait;
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use tokio::sync::watch;
 
 use crate::admission::Admission;
@@ -41,7 +41,10 @@ pub enum StartupError {
 /// When the database cannot be reached.
 pub async fn connect_db(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
     let mut opts = ConnectOptions::new(url.to_string());
-    opts.max_connections(16).min_connections(1).connect_timeout(Duration::from_secs(5)).sqlx_logging(false);
+    opts.max_connections(16)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
     Database::connect(opts).await
 }
 
@@ -58,13 +61,34 @@ fn status_ttl(settings: &Settings) -> u64 {
 }
 
 /// Builds the persister for these settings.
-pub fn persister(settings: &Settings, db: DatabaseConnection, redis: RedisStore, metrics: Metrics) -> Arc<Persister> {
-    Arc::new(Persister { db, redis, metrics, batch_rows: settings.persist_batch, status_ttl_secs: status_ttl(settings) })
+pub fn persister(
+    settings: &Settings,
+    db: DatabaseConnection,
+    redis: RedisStore,
+    metrics: Metrics,
+) -> Arc<Persister> {
+    Arc::new(Persister {
+        db,
+        redis,
+        metrics,
+        batch_rows: settings.persist_batch,
+        status_ttl_secs: status_ttl(settings),
+    })
 }
 
 /// Spawns the persister loop for these settings.
-pub fn spawn_persister(settings: &Settings, p: Arc<Persister>, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(p.run(settings.amqp_url.clone(), settings.queue_name(), settings.dead_queue_name(), settings.persist_prefetch, shutdown))
+pub fn spawn_persister(
+    settings: &Settings,
+    p: Arc<Persister>,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(p.run(
+        settings.amqp_url.clone(),
+        settings.queue_name(),
+        settings.dead_queue_name(),
+        settings.persist_prefetch,
+        shutdown,
+    ))
 }
 
 pub struct Application {
@@ -86,7 +110,11 @@ impl Application {
         let redis = RedisStore::connect(&settings.redis_url, &settings.key_prefix)?;
         let metrics = Metrics::new();
         let (shutdown, rx) = watch::channel(false);
-        let broker = Broker::new(&settings.amqp_url, &settings.queue_name(), &settings.dead_queue_name());
+        let broker = Broker::new(
+            &settings.amqp_url,
+            &settings.queue_name(),
+            &settings.dead_queue_name(),
+        );
         // A first attempt now, so a healthy start does not take its first requests through the
         // fallback; the keeper retries if this fails.
         if let Err(e) = broker.connect_now().await {
@@ -108,11 +136,29 @@ impl Application {
             let p = persister(&settings, db.clone(), redis.clone(), metrics.clone());
             spawn_persister(&settings, p, rx.clone());
         }
-        let admission = Admission::new(settings.ip_rate_per_sec, settings.person_rate_per_min, settings.max_in_flight, settings.max_backlog);
-        let listener = TcpListener::bind(&settings.bind).map_err(|e| StartupError::Bind(settings.bind.clone(), e))?;
-        let port = listener.local_addr().map_err(|e| StartupError::Bind(settings.bind.clone(), e))?.port();
+        let admission = Admission::new(
+            settings.ip_rate_per_sec,
+            settings.person_rate_per_min,
+            settings.max_in_flight,
+            settings.max_backlog,
+        );
+        let listener = TcpListener::bind(&settings.bind)
+            .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?
+            .port();
         let static_dir = settings.static_dir.clone();
-        let state = web::Data::new(AppState { settings, catalog, redis, db, broker, publisher, metrics, admission });
+        let state = web::Data::new(AppState {
+            settings,
+            catalog,
+            redis,
+            db,
+            broker,
+            publisher,
+            metrics,
+            admission,
+        });
         spawn_monitor(state.clone(), rx);
         let data = state.clone();
         let server = HttpServer::new(move || {
@@ -120,17 +166,33 @@ impl Application {
                 .app_data(data.clone())
                 .wrap_fn(api::record)
                 .configure(api::configure)
-                .route("/", web::get().to(|| async { HttpResponse::Found().insert_header(("Location", "/static/index.html")).finish() }))
+                .route(
+                    "/",
+                    web::get().to(|| async {
+                        HttpResponse::Found()
+                            .insert_header(("Location", "/static/index.html"))
+                            .finish()
+                    }),
+                )
                 .service(
                     web::scope("/static")
                         .wrap(DefaultHeaders::new().add(("Cache-Control", "public, max-age=300")))
-                        .service(actix_files::Files::new("", static_dir.clone()).use_etag(true).use_last_modified(true)),
+                        .service(
+                            actix_files::Files::new("", static_dir.clone())
+                                .use_etag(true)
+                                .use_last_modified(true),
+                        ),
                 )
         })
         .listen(listener)
         .map_err(|e| StartupError::Bind("listener".into(), e))?
         .run();
-        Ok(Self { port, server, shutdown, state })
+        Ok(Self {
+            port,
+            server,
+            shutdown,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {

@@ -39,7 +39,10 @@ CREATE INDEX tickets_person ON tickets (person_tag);
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared("DROP TABLE tickets").await?;
+        manager
+            .get_connection()
+            .execute_unprepared("DROP TABLE tickets")
+            .await?;
         Ok(())
     }
 }

@@ -44,9 +44,15 @@ fn retry_secs(d: Duration) -> u64 {
 }
 
 impl Admission {
-    pub fn new(ip_per_sec: u32, person_per_min: u32, max_in_flight: usize, max_backlog: u64) -> Self {
+    pub fn new(
+        ip_per_sec: u32,
+        person_per_min: u32,
+        max_in_flight: usize,
+        max_backlog: u64,
+    ) -> Self {
         let ip_q = Quota::per_second(NonZeroU32::new(ip_per_sec.max(1)).unwrap_or(NonZeroU32::MIN));
-        let person_q = Quota::per_minute(NonZeroU32::new(person_per_min.max(1)).unwrap_or(NonZeroU32::MIN));
+        let person_q =
+            Quota::per_minute(NonZeroU32::new(person_per_min.max(1)).unwrap_or(NonZeroU32::MIN));
         Self {
             ip: RateLimiter::keyed(ip_q),
             person: RateLimiter::keyed(person_q),
@@ -76,17 +82,17 @@ impl Admission {
     /// # Errors
     /// `Shed::RateLimited` when this address is over its quota.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Shed> {
-        self.ip
-            .check_key(&ip)
-            .map_err(|nu| Shed::RateLimited(retry_secs(nu.wait_time_from(DefaultClock::default().now()))))
+        self.ip.check_key(&ip).map_err(|nu| {
+            Shed::RateLimited(retry_secs(nu.wait_time_from(DefaultClock::default().now())))
+        })
     }
 
     /// # Errors
     /// `Shed::RateLimited` when this person is over their quota.
     pub fn check_person(&self, tag: &str) -> Result<(), Shed> {
-        self.person
-            .check_key(&tag.to_string())
-            .map_err(|nu| Shed::RateLimited(retry_secs(nu.wait_time_from(DefaultClock::default().now()))))
+        self.person.check_key(&tag.to_string()).map_err(|nu| {
+            Shed::RateLimited(retry_secs(nu.wait_time_from(DefaultClock::default().now())))
+        })
     }
 
     /// Records the broker queue depth seen by the monitor.

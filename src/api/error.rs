@@ -86,11 +86,19 @@ struct Body<'a> {
 
 impl ApiError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), field: None, retry_after: None }
+        Self {
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        }
     }
 
     pub fn field(code: Code, field: &str, message: impl Into<String>) -> Self {
-        Self { field: Some(field.to_string()), ..Self::new(code, message) }
+        Self {
+            field: Some(field.to_string()),
+            ..Self::new(code, message)
+        }
     }
 
     pub fn retry_after(mut self, secs: u64) -> Self {
@@ -114,7 +122,11 @@ impl ApiError {
     /// A service we depend on is away: 503 with Retry-After.
     pub fn unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::warn!(error = %cause, "dependency unavailable");
-        Self::new(Code::Unavailable, "the service is busy; please retry shortly").retry_after(2)
+        Self::new(
+            Code::Unavailable,
+            "the service is busy; please retry shortly",
+        )
+        .retry_after(2)
     }
 }
 
@@ -136,7 +148,11 @@ impl ResponseError for ApiError {
                 resp.insert_header((RETRY_AFTER, v));
             }
         }
-        resp.json(Body { code: self.code.entry().0, message: &self.message, field: self.field.as_deref() })
+        resp.json(Body {
+            code: self.code.entry().0,
+            message: &self.message,
+            field: self.field.as_deref(),
+        })
     }
 }
 

@@ -34,27 +34,22 @@ pub struct AppState {
 impl From<Shed> for ApiError {
     fn from(s: Shed) -> Self {
         match s {
-            Shed::RateLimited(secs) => ApiError::new(Code::RateLimited, "too many requests; please slow down").retry_after(secs),
-            Shed::Overloaded(_) => ApiError::new(Code::Overloaded, "too many people are reserving right now; please retry shortly").retry_after(5),
+            Shed::RateLimited(secs) => {
+                ApiError::new(Code::RateLimited, "too many requests; please slow down")
+                    .retry_after(secs)
+            }
+            Shed::Overloaded(_) => ApiError::new(
+                Code::Overloaded,
+                "too many people are reserving right now; please retry shortly",
+            )
+            .retry_after(5),
         }
-    }
-}
-
-/// Maps the JSON and payload extractors' own errors onto our table (413, 415, 400).
-fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
-    use actix_web::error::JsonPayloadError as E;
-    match err {
-        E::Overflow { .. } | E::OverflowKnownLength { .. } => ApiError::new(Code::PayloadTooLarge, "the body is too large"),
-        E::ContentType => ApiError::new(Code::UnsupportedMediaType, "send application/json"),
-        other => ApiError::new(Code::MalformedJson, format!("the body is not valid JSON: {other}")),
     }
 }
 
 /// Registers every route on an actix `App`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::JsonConfig::default().limit(4096).error_handler(|e, _| json_error(e).into()))
-        .app_data(web::PayloadConfig::default().limit(4096))
-        .route("/healthz", web::get().to(health::healthz))
+    cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/api/openapi.json", web::get().to(openapi::openapi))
@@ -62,7 +57,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/api/v1")
                 .route("/reservations", web::post().to(reservations::create))
                 .route("/reservations/lookup", web::post().to(reservations::lookup))
-                .route("/reservations/{ticket_id}", web::get().to(reservations::status)),
+                .route(
+                    "/reservations/{ticket_id}",
+                    web::get().to(reservations::status),
+                ),
         );
 }
 
@@ -72,15 +70,23 @@ pub fn record<S, B>(
     srv: &S,
 ) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>
 where
-    S: Service<actix_web::dev::ServiceRequest, Response = actix_web::dev::ServiceResponse<B>, Error = actix_web::Error>,
+    S: Service<
+        actix_web::dev::ServiceRequest,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
 {
-    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let fut = srv.call(req);
     async move {
         let res = fut.await?;
         if let Some(m) = metrics {
-            m.http_requests.with_label_values(&[&route, res.status().as_str()]).inc();
+            m.http_requests
+                .with_label_values(&[&route, res.status().as_str()])
+                .inc();
         }
         Ok(res)
     }

@@ -23,32 +23,88 @@ pub struct NewReservation {
 }
 
 fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
-    let ct = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if mime != "application/json" {
-        return Err(ApiError::new(Code::UnsupportedMediaType, "send application/json"));
+        return Err(ApiError::new(
+            Code::UnsupportedMediaType,
+            "send application/json",
+        ));
     }
     Ok(())
 }
 
+/// Reads at most `MAX_BODY` bytes of the body; more is `413 payload_too_large` with our JSON
+/// (actix's own limit answers in plain text).
+async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                Code::MalformedJson,
+                format!("the body could not be read: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(ApiError::new(
+                Code::PayloadTooLarge,
+                format!("the body is larger than {MAX_BODY} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+const MAX_BODY: usize = 4096;
+
 fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::new(Code::MalformedJson, "the body must be a JSON object")),
-        Err(e) => Err(ApiError::new(Code::MalformedJson, format!("the body is not valid JSON: {e}"))),
+        Ok(_) => Err(ApiError::new(
+            Code::MalformedJson,
+            "the body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::new(
+            Code::MalformedJson,
+            format!("the body is not valid JSON: {e}"),
+        )),
     }
 }
 
 fn string_field<'a>(m: &'a Map<String, Value>, field: &str) -> Result<&'a str, ApiError> {
     match m.get(field) {
         Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(ApiError::field(Code::ValidationFailed, field, format!("{field} must be a string"))),
-        None => Err(ApiError::field(Code::ValidationFailed, field, format!("{field} is required"))),
+        Some(_) => Err(ApiError::field(
+            Code::ValidationFailed,
+            field,
+            format!("{field} must be a string"),
+        )),
+        None => Err(ApiError::field(
+            Code::ValidationFailed,
+            field,
+            format!("{field} is required"),
+        )),
     }
 }
 
-fn parse_with<T>(m: &Map<String, Value>, field: &str, parse: impl Fn(&str) -> Result<T, crate::domain::ParseError>) -> Result<T, ApiError> {
-    parse(string_field(m, field)?).map_err(|e| ApiError::field(Code::ValidationFailed, field, e.to_string()))
+fn parse_with<T>(
+    m: &Map<String, Value>,
+    field: &str,
+    parse: impl Fn(&str) -> Result<T, crate::domain::ParseError>,
+) -> Result<T, ApiError> {
+    parse(string_field(m, field)?)
+        .map_err(|e| ApiError::field(Code::ValidationFailed, field, e.to_string()))
 }
 
 /// Turns the body into domain types before any IO (STYLE.md "Parse, don't validate").
@@ -63,16 +119,30 @@ pub fn parse_reservation(body: &[u8], state: &AppState) -> Result<NewReservation
     let phone = parse_with(&m, "phone", Phone::parse)?;
     let pharmacy_id = string_field(&m, "pharmacy_id")?;
     if state.catalog.pharmacy(pharmacy_id).is_none() {
-        return Err(ApiError::field(Code::ValidationFailed, "pharmacy_id", "no such pharmacy"));
+        return Err(ApiError::field(
+            Code::ValidationFailed,
+            "pharmacy_id",
+            "no such pharmacy",
+        ));
     }
     let product_id = string_field(&m, "product_id")?;
     if state.catalog.product(product_id).is_none() {
-        return Err(ApiError::field(Code::ValidationFailed, "product_id", "no such product"));
+        return Err(ApiError::field(
+            Code::ValidationFailed,
+            "product_id",
+            "no such product",
+        ));
     }
     let flexible = match m.get("flexible") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ApiError::field(Code::ValidationFailed, "flexible", "flexible must be true or false")),
+        Some(_) => {
+            return Err(ApiError::field(
+                Code::ValidationFailed,
+                "flexible",
+                "flexible must be true or false",
+            ))
+        }
     };
     Ok(NewReservation {
         id_number,
@@ -84,10 +154,21 @@ pub fn parse_reservation(body: &[u8], state: &AppState) -> Result<NewReservation
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(v) = req.headers().get("idempotency-key") else { return Ok(None) };
+    let Some(v) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
     let s = v.to_str().unwrap_or("");
-    if s.is_empty() || s.len() > 64 || !s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {
-        return Err(ApiError::field(Code::ValidationFailed, "Idempotency-Key", "1 to 64 characters of A-Z, a-z, 0-9, - and _"));
+    if s.is_empty()
+        || s.len() > 64
+        || !s
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    {
+        return Err(ApiError::field(
+            Code::ValidationFailed,
+            "Idempotency-Key",
+            "1 to 64 characters of A-Z, a-z, 0-9, - and _",
+        ));
     }
     Ok(Some(s.to_string()))
 }
@@ -100,16 +181,27 @@ struct Accepted {
 }
 
 fn peer_ip(req: &HttpRequest) -> std::net::IpAddr {
-    req.peer_addr().map(|a| a.ip()).unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    req.peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
-pub async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_json(&req)?;
+    let body = read_body(payload).await?;
     let _slot = state.admission.enter().inspect_err(|s| {
-        state.metrics.shed.with_label_values(&[match s {
-            crate::admission::Shed::Overloaded(r) => r,
-            crate::admission::Shed::RateLimited(_) => "rate",
-        }]).inc()
+        state
+            .metrics
+            .shed
+            .with_label_values(&[match s {
+                crate::admission::Shed::Overloaded(r) => r,
+                crate::admission::Shed::RateLimited(_) => "rate",
+            }])
+            .inc()
     })?;
     state.admission.check_ip(peer_ip(&req))?;
     let input = parse_reservation(&body, &state)?;
@@ -122,17 +214,40 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<AppStat
     let valid_until = now + chrono::Duration::days(i64::from(state.settings.validity_days));
     let ticket = TicketId::generate(now.timestamp_millis().max(0) as u64).to_string();
     let lock_ttl = (valid_until - now).num_seconds().max(1) as u64 + 3600;
-    match state.redis.reserve(&tag, &ticket, lock_ttl, now.timestamp().max(0) as u64, idem.as_deref()).await? {
+    match state
+        .redis
+        .reserve(
+            &tag,
+            &ticket,
+            lock_ttl,
+            now.timestamp().max(0) as u64,
+            idem.as_deref(),
+        )
+        .await?
+    {
         Reserve::Granted => {}
-        Reserve::Replay { ticket, durable: true } => return replay(&state, &ticket).await,
+        Reserve::Replay {
+            ticket,
+            durable: true,
+        } => return replay(&state, &ticket).await,
         Reserve::Replay { durable: false, .. } => {
-            return Err(ApiError::new(Code::RequestInProgress, "this request is still being processed").retry_after(1))
+            return Err(ApiError::new(
+                Code::RequestInProgress,
+                "this request is still being processed",
+            )
+            .retry_after(1))
         }
         Reserve::Active { .. } => {
-            return Err(ApiError::new(Code::AlreadyReserved, "you already hold an active reservation"))
+            return Err(ApiError::new(
+                Code::AlreadyReserved,
+                "you already hold an active reservation",
+            ))
         }
         Reserve::CoolingDown { until } => {
-            return Err(ApiError::new(Code::CoolingDown, format!("you won recently; you may reserve again from {until}")))
+            return Err(ApiError::new(
+                Code::CoolingDown,
+                format!("you won recently; you may reserve again from {until}"),
+            ))
         }
     }
 
@@ -165,10 +280,18 @@ pub async fn create(req: HttpRequest, body: web::Bytes, state: web::Data<AppStat
     };
     // The reservation is durable now; failing to write the status hash loses nothing (the
     // persister writes it again and the status API falls back to PostgreSQL).
-    if let Err(e) = state.redis.confirm(&tag, &status, &ticket, lock_ttl + 30 * 86_400).await {
+    if let Err(e) = state
+        .redis
+        .confirm(&tag, &status, &ticket, lock_ttl + 30 * 86_400)
+        .await
+    {
         tracing::warn!(error = ?e, "writing the accepted status");
     }
-    Ok(HttpResponse::Accepted().json(Accepted { ticket_id: ticket, status: "accepted".into(), valid_until: status.valid_until }))
+    Ok(HttpResponse::Accepted().json(Accepted {
+        ticket_id: ticket,
+        status: "accepted".into(),
+        valid_until: status.valid_until,
+    }))
 }
 
 async fn replay(state: &AppState, ticket: &str) -> Result<HttpResponse, ApiError> {
@@ -179,7 +302,11 @@ async fn replay(state: &AppState, ticket: &str) -> Result<HttpResponse, ApiError
             None => ("accepted".to_string(), String::new()),
         },
     };
-    Ok(HttpResponse::Accepted().json(Accepted { ticket_id: ticket.to_string(), status, valid_until }))
+    Ok(HttpResponse::Accepted().json(Accepted {
+        ticket_id: ticket.to_string(),
+        status,
+        valid_until,
+    }))
 }
 
 #[derive(Serialize)]
@@ -208,14 +335,22 @@ fn view_from_row(row: tickets::TicketRow, draws: Vec<draws::DrawView>) -> Ticket
 }
 
 /// Redis first; PostgreSQL when Redis has nothing (or for the draws a ticket entered).
-pub async fn status(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let ticket = TicketId::parse(&path).map_err(|e| ApiError::field(Code::ValidationFailed, "ticket_id", e.to_string()))?;
+pub async fn status(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let ticket = TicketId::parse(&path)
+        .map_err(|e| ApiError::field(Code::ValidationFailed, "ticket_id", e.to_string()))?;
     let ticket = ticket.to_string();
     let now = Utc::now();
-    let cached = state.redis.ticket_status(&ticket).await.unwrap_or_else(|e| {
-        tracing::warn!(error = ?e, "redis unavailable for status; using postgres");
-        None
-    });
+    let cached = state
+        .redis
+        .ticket_status(&ticket)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = ?e, "redis unavailable for status; using postgres");
+            None
+        });
     if let Some(st) = cached.filter(|s| s.status == "accepted" || s.status == "rejected") {
         return Ok(HttpResponse::Ok().json(TicketView {
             ticket_id: ticket,
@@ -246,14 +381,24 @@ fn hide_unpublished_win(view: &mut TicketView) {
     }
 }
 
-pub async fn lookup(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn lookup(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_json(&req)?;
+    let body = read_body(payload).await?;
     state.admission.check_ip(peer_ip(&req))?;
     let m = object(&body)?;
     let id = parse_with(&m, "id_number", IdNumber::parse)?;
     let phone = parse_with(&m, "phone", Phone::parse)?;
     let secret = state.settings.hmac_secret.expose().as_bytes();
-    let rows = tickets::find_by_person(&state.db, &person_tag(secret, &id), &phone_tag(secret, &phone)).await?;
+    let rows = tickets::find_by_person(
+        &state.db,
+        &person_tag(secret, &id),
+        &phone_tag(secret, &phone),
+    )
+    .await?;
     let now: DateTime<Utc> = Utc::now();
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {

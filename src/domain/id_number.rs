@@ -30,7 +30,9 @@ impl IdNumber {
             ));
         }
         if b[0] == b'0' || b[0] == b'9' {
-            return Err(ParseError("the region code of the identity number is not valid"));
+            return Err(ParseError(
+                "the region code of the identity number is not valid",
+            ));
         }
         let digit = |i: usize| u32::from(b[i] - b'0');
         let year = (0..4).fold(0, |a, i| a * 10 + digit(6 + i));
@@ -39,11 +41,15 @@ impl IdNumber {
         if !(1900..=2100).contains(&year)
             || chrono::NaiveDate::from_ymd_opt(year as i32, month, day).is_none()
         {
-            return Err(ParseError("the birth date in the identity number is not a date"));
+            return Err(ParseError(
+                "the birth date in the identity number is not a date",
+            ));
         }
         let sum: u32 = WEIGHTS.iter().enumerate().map(|(i, w)| w * digit(i)).sum();
         if CHECK[(sum % 11) as usize] != b[17] {
-            return Err(ParseError("the check character of the identity number is wrong"));
+            return Err(ParseError(
+                "the check character of the identity number is wrong",
+            ));
         }
         Ok(Self(s))
     }
@@ -94,7 +100,9 @@ mod tests {
     #[test]
     fn a_lower_case_x_and_blanks_are_accepted() {
         assert_eq!(
-            IdNumber::parse(" 11010519491231002x ").unwrap().normalized(),
+            IdNumber::parse(" 11010519491231002x ")
+                .unwrap()
+                .normalized(),
             "11010519491231002X"
         );
     }
@@ -113,7 +121,13 @@ mod tests {
 
     #[test]
     fn short_long_and_non_digit_numbers_are_refused() {
-        for bad in ["", "4401", "4401061990010112345", "4401061990O101123X", "X40106199001011234"] {
+        for bad in [
+            "",
+            "4401",
+            "4401061990010112345",
+            "4401061990O101123X",
+            "X40106199001011234",
+        ] {
             assert!(IdNumber::parse(bad).is_err(), "{bad}");
         }
     }

@@ -6,7 +6,10 @@ fn check(raw: &str) -> Result<(), ParseError> {
     if b.is_empty() || b.len() > 16 {
         return Err(ParseError("an identifier has 1 to 16 characters"));
     }
-    if !b.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'-') {
+    if !b
+        .iter()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'-')
+    {
         return Err(ParseError("an identifier is made of A-Z, 0-9 and -"));
     }
     Ok(())
@@ -67,7 +70,8 @@ mod tests {
     proptest! {
         #[test]
         fn every_id_of_the_grammar_parses(s in "[A-Z0-9-]{1,16}") {
-            prop_assert_eq!(ProductId::parse(&s).unwrap().as_str(), s.as_str());
+            let p = ProductId::parse(&s).unwrap();
+            prop_assert_eq!(p.as_str(), s.as_str());
         }
     }
 }

@@ -31,14 +31,20 @@ mod tests {
     #[test]
     fn the_person_tag_is_the_truncated_hmac_of_the_normalized_id() {
         let id = IdNumber::parse("11010519491231002x").unwrap();
-        assert_eq!(person_tag(b"0123456789abcdef", &id), "dd6a5ba2eed683e7925b20f655c01434");
+        assert_eq!(
+            person_tag(b"0123456789abcdef", &id),
+            "dd6a5ba2eed683e7925b20f655c01434"
+        );
     }
 
     #[test]
     fn phone_and_person_tags_differ_for_the_same_digits() {
         let phone = Phone::parse("13800138000").unwrap();
         let id = IdNumber::parse("11010519491231002X").unwrap();
-        assert_ne!(phone_tag(b"0123456789abcdef", &phone), person_tag(b"0123456789abcdef", &id));
+        assert_ne!(
+            phone_tag(b"0123456789abcdef", &phone),
+            person_tag(b"0123456789abcdef", &id)
+        );
         assert_eq!(phone_tag(b"0123456789abcdef", &phone).len(), 32);
     }
 }

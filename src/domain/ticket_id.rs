@@ -16,11 +16,14 @@ impl TicketId {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let ok = raw.len() == 26
             && raw.bytes().all(|c| {
-                c.is_ascii_digit() || (c.is_ascii_uppercase() && !matches!(c, b'I' | b'L' | b'O' | b'U'))
+                c.is_ascii_digit()
+                    || (c.is_ascii_uppercase() && !matches!(c, b'I' | b'L' | b'O' | b'U'))
             })
             && raw.as_bytes()[0] <= b'7';
         if !ok {
-            return Err(ParseError("a ticket id is 26 upper-case Crockford base32 characters"));
+            return Err(ParseError(
+                "a ticket id is 26 upper-case Crockford base32 characters",
+            ));
         }
         ulid::Ulid::from_string(raw)
             .map(Self)
@@ -52,7 +55,12 @@ mod tests {
 
     #[test]
     fn lower_case_and_ambiguous_letters_are_refused() {
-        for bad in ["01karc38627gvhhc7h1r7aqya9", "01KARC38627GVHHC7H1R7AQYAI", "01KARC", "81KARC38627GVHHC7H1R7AQYA9"] {
+        for bad in [
+            "01karc38627gvhhc7h1r7aqya9",
+            "01KARC38627GVHHC7H1R7AQYAI",
+            "01KARC",
+            "81KARC38627GVHHC7H1R7AQYA9",
+        ] {
             assert!(TicketId::parse(bad).is_err(), "{bad}");
         }
     }

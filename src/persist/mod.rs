@@ -84,8 +84,10 @@ impl Persister {
     /// Redis learns what PostgreSQL now holds. Best effort: the status API falls back to
     /// PostgreSQL, so a Redis hiccup here loses nothing.
     async fn after_commit(&self, events: &[ReservationEvent], stored: &InsertOutcome) {
-        let rejected: std::collections::HashSet<&str> = stored.rejected.iter().map(String::as_str).collect();
-        let inserted: std::collections::HashSet<&str> = stored.inserted.iter().map(String::as_str).collect();
+        let rejected: std::collections::HashSet<&str> =
+            stored.rejected.iter().map(String::as_str).collect();
+        let inserted: std::collections::HashSet<&str> =
+            stored.inserted.iter().map(String::as_str).collect();
         let mut statuses = Vec::with_capacity(inserted.len() + rejected.len());
         for e in events {
             let status = if rejected.contains(e.ticket_id.as_str()) {
@@ -112,7 +114,11 @@ impl Persister {
                 }
             }
         }
-        if let Err(err) = self.redis.set_statuses(&statuses, self.status_ttl_secs).await {
+        if let Err(err) = self
+            .redis
+            .set_statuses(&statuses, self.status_ttl_secs)
+            .await
+        {
             tracing::warn!(error = ?err, "updating ticket statuses in redis");
         }
         self.metrics.persisted.inc_by(stored.inserted.len() as u64);
@@ -124,13 +130,23 @@ impl Persister {
     }
 
     /// Consumes `queue` until `shutdown` flips, reconnecting to the broker with backoff.
-    pub async fn run(self: Arc<Self>, uri: String, queue: String, dead: String, prefetch: u16, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(
+        self: Arc<Self>,
+        uri: String,
+        queue: String,
+        dead: String,
+        prefetch: u16,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut backoff = Duration::from_millis(100);
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            match self.consume(&uri, &queue, &dead, prefetch, &mut shutdown).await {
+            match self
+                .consume(&uri, &queue, &dead, prefetch, &mut shutdown)
+                .await
+            {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(error = ?e, retry_in = ?backoff, "persister lost its broker or database; reconnecting");
@@ -144,13 +160,25 @@ impl Persister {
         }
     }
 
-    async fn consume(&self, uri: &str, queue: &str, dead: &str, prefetch: u16, shutdown: &mut watch::Receiver<bool>) -> Result<(), PersistError> {
+    async fn consume(
+        &self,
+        uri: &str,
+        queue: &str,
+        dead: &str,
+        prefetch: u16,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), PersistError> {
         let conn = connect(uri).await?;
         let ch = conn.create_channel().await?;
         declare_topology(&ch, queue, dead).await?;
         ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
         let mut consumer = ch
-            .basic_consume(queue, "", BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                queue,
+                "",
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
         tracing::info!(queue, prefetch, "persister consuming");
         loop {
@@ -158,7 +186,11 @@ impl Persister {
                 d = consumer.next() => d,
                 _ = shutdown.changed() => { let _ = conn.close(200, "shutdown").await; return Ok(()); }
             };
-            let Some(first) = first else { return Err(PersistError::Broker(crate::queue::BrokerError::NotConnected)) };
+            let Some(first) = first else {
+                return Err(PersistError::Broker(
+                    crate::queue::BrokerError::NotConnected,
+                ));
+            };
             let mut batch: Vec<Delivery> = vec![first?];
             // Take whatever else has already arrived, up to the prefetch window.
             while batch.len() < usize::from(prefetch) {
@@ -183,7 +215,12 @@ impl Persister {
                 }
             };
             for i in &outcome.dead {
-                batch[*i].nack(BasicNackOptions { requeue: false, multiple: false }).await?;
+                batch[*i]
+                    .nack(BasicNackOptions {
+                        requeue: false,
+                        multiple: false,
+                    })
+                    .await?;
                 self.metrics.poison.inc();
             }
             for i in &outcome.ack {

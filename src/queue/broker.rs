@@ -56,15 +56,34 @@ pub async fn connect(uri: &str) -> Result<Connection, BrokerError> {
 ///
 /// # Errors
 /// When the broker refuses a declaration.
-pub async fn declare_topology(channel: &Channel, queue: &str, dead: &str) -> Result<(), BrokerError> {
-    let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+pub async fn declare_topology(
+    channel: &Channel,
+    queue: &str,
+    dead: &str,
+) -> Result<(), BrokerError> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
     let mut dead_args = FieldTable::default();
-    dead_args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    dead_args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     channel.queue_declare(dead, durable, dead_args).await?;
     let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
-    args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
-    args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(dead.into()));
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("".into()),
+    );
+    args.insert(
+        "x-dead-letter-routing-key".into(),
+        AMQPValue::LongString(dead.into()),
+    );
     channel.queue_declare(queue, durable, args).await?;
     Ok(())
 }
@@ -77,7 +96,14 @@ pub async fn declare_topology(channel: &Channel, queue: &str, dead: &str) -> Res
 pub async fn queue_depth(conn: &Connection, queue: &str) -> Result<u32, BrokerError> {
     let ch = conn.create_channel().await?;
     let q = ch
-        .queue_declare(queue, QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() }, FieldTable::default())
+        .queue_declare(
+            queue,
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
         .await?;
     let _ = ch.close(200, "done").await;
     Ok(q.message_count())
@@ -85,7 +111,12 @@ pub async fn queue_depth(conn: &Connection, queue: &str) -> Result<u32, BrokerEr
 
 impl Broker {
     pub fn new(uri: &str, queue: &str, dead: &str) -> Arc<Self> {
-        Arc::new(Self { uri: uri.to_string(), queue: queue.into(), dead: dead.into(), link: Mutex::new(None) })
+        Arc::new(Self {
+            uri: uri.to_string(),
+            queue: queue.into(),
+            dead: dead.into(),
+            link: Mutex::new(None),
+        })
     }
 
     pub fn queue(&self) -> &str {
@@ -121,7 +152,9 @@ impl Broker {
         let conn = connect(&self.uri).await?;
         let publish = conn.create_channel().await?;
         declare_topology(&publish, &self.queue, &self.dead).await?;
-        publish.confirm_select(ConfirmSelectOptions::default()).await?;
+        publish
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         let link = Arc::new(Link { conn, publish });
         if let Ok(mut guard) = self.link.lock() {
             *guard = Some(link.clone());
@@ -131,7 +164,10 @@ impl Broker {
 
     /// Keeps a link up until `shutdown` flips: checks it every 100 ms and reconnects with
     /// exponential backoff (100 ms to 5 s) when it is gone.
-    pub fn spawn_keeper(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_keeper(
+        self: &Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);

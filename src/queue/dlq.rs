@@ -28,18 +28,30 @@ pub async fn list(uri: &str, queue: &str, dead: &str) -> Result<Vec<DeadLetter>,
     let mut held = Vec::new();
     let mut out = Vec::new();
     // Fetch all first and only then hand them back, so that none is read twice.
-    while let Some(msg) = ch.basic_get(dead, BasicGetOptions { no_ack: false }).await? {
+    while let Some(msg) = ch
+        .basic_get(dead, BasicGetOptions { no_ack: false })
+        .await?
+    {
         let body = &msg.delivery.data;
         let content = match Envelope::parse(body) {
             Ok(env) => format!("{} reservation(s)", env.reservations.len()),
             Err(e) => format!("unreadable: {e}"),
         };
         let preview: String = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
-        out.push(DeadLetter { bytes: body.len(), content, preview });
+        out.push(DeadLetter {
+            bytes: body.len(),
+            content,
+            preview,
+        });
         held.push(msg);
     }
     for msg in held {
-        msg.delivery.nack(BasicNackOptions { requeue: true, multiple: false }).await?;
+        msg.delivery
+            .nack(BasicNackOptions {
+                requeue: true,
+                multiple: false,
+            })
+            .await?;
     }
     let _ = conn.close(200, "done").await;
     Ok(out)
@@ -55,12 +67,22 @@ pub async fn replay(uri: &str, queue: &str, dead: &str) -> Result<usize, BrokerE
     let ch = conn.create_channel().await?;
     declare_topology(&ch, queue, dead).await?;
     let publish = conn.create_channel().await?;
-    publish.confirm_select(ConfirmSelectOptions::default()).await?;
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     let link = Link { conn, publish };
     let mut moved = 0;
-    while let Some(msg) = ch.basic_get(dead, BasicGetOptions { no_ack: false }).await? {
+    while let Some(msg) = ch
+        .basic_get(dead, BasicGetOptions { no_ack: false })
+        .await?
+    {
         if !publish_confirmed(&link, queue, &msg.delivery.data, Duration::from_secs(10)).await {
-            msg.delivery.nack(BasicNackOptions { requeue: true, multiple: false }).await?;
+            msg.delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    multiple: false,
+                })
+                .await?;
             return Err(BrokerError::NotConnected);
         }
         msg.delivery.ack(BasicAckOptions::default()).await?;

@@ -36,14 +36,19 @@ pub enum MessageError {
 }
 
 fn is_tag(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    s.len() == 32
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 impl Envelope {
     pub const VERSION: u32 = 1;
 
     pub fn new(reservations: Vec<ReservationEvent>) -> Self {
-        Self { v: Self::VERSION, reservations }
+        Self {
+            v: Self::VERSION,
+            reservations,
+        }
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -68,7 +73,9 @@ impl Envelope {
             if !is_tag(&r.person_tag) || !is_tag(&r.phone_tag) {
                 return bad("person_tag or phone_tag");
             }
-            if PharmacyId::parse(&r.pharmacy_id).is_err() || ProductId::parse(&r.product_id).is_err() {
+            if PharmacyId::parse(&r.pharmacy_id).is_err()
+                || ProductId::parse(&r.product_id).is_err()
+            {
                 return bad("pharmacy_id or product_id");
             }
             if r.masked_id.len() != 18 || r.valid_until <= r.accepted_at {

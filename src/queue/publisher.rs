@@ -50,7 +50,12 @@ pub struct PublisherConfig {
 
 impl Publisher {
     /// Starts the batching task; it ends when every `Publisher` clone is dropped.
-    pub fn spawn(broker: Arc<Broker>, redis: RedisStore, metrics: Metrics, cfg: PublisherConfig) -> Self {
+    pub fn spawn(
+        broker: Arc<Broker>,
+        redis: RedisStore,
+        metrics: Metrics,
+        cfg: PublisherConfig,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(cfg.batch * 64);
         tokio::spawn(run(rx, broker, redis, metrics, cfg));
         Self { tx }
@@ -62,12 +67,21 @@ impl Publisher {
     /// `Unavailable` when neither the broker nor Redis took it; `Stopped` on shutdown.
     pub async fn publish(&self, event: ReservationEvent) -> Result<Durability, PublishError> {
         let (done, rx) = oneshot::channel();
-        self.tx.send(Job { event, done }).await.map_err(|_| PublishError::Stopped)?;
+        self.tx
+            .send(Job { event, done })
+            .await
+            .map_err(|_| PublishError::Stopped)?;
         rx.await.map_err(|_| PublishError::Stopped)?
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Job>, broker: Arc<Broker>, redis: RedisStore, metrics: Metrics, cfg: PublisherConfig) {
+async fn run(
+    mut rx: mpsc::Receiver<Job>,
+    broker: Arc<Broker>,
+    redis: RedisStore,
+    metrics: Metrics,
+    cfg: PublisherConfig,
+) {
     while let Some(first) = rx.recv().await {
         let started = Instant::now();
         let mut jobs = vec![first];
@@ -76,17 +90,20 @@ async fn run(mut rx: mpsc::Receiver<Job>, broker: Arc<Broker>, redis: RedisStore
             match rx.try_recv() {
                 Ok(job) => jobs.push(job),
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
-                Err(mpsc::error::TryRecvError::Empty) => match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(job)) => jobs.push(job),
-                    _ => break,
-                },
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(job)) => jobs.push(job),
+                        _ => break,
+                    }
+                }
             }
         }
         // Settle in its own task so the next batch is published while this one awaits its
         // confirm: confirms pipeline on the one channel.
         let (broker, redis, metrics) = (broker.clone(), redis.clone(), metrics.clone());
         tokio::spawn(async move {
-            let (events, senders): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.event, j.done)).unzip();
+            let (events, senders): (Vec<_>, Vec<_>) =
+                jobs.into_iter().map(|j| (j.event, j.done)).unzip();
             let n = events.len() as u64;
             let body = Envelope::new(events).to_bytes();
             let outcome = make_durable(&broker, &redis, &body, cfg.confirm_timeout).await;
@@ -102,7 +119,9 @@ async fn run(mut rx: mpsc::Receiver<Job>, broker: Arc<Broker>, redis: RedisStore
                 }
                 Err(_) => metrics.degraded.set(1),
             }
-            metrics.publish_latency.observe(started.elapsed().as_secs_f64());
+            metrics
+                .publish_latency
+                .observe(started.elapsed().as_secs_f64());
             for s in senders {
                 let _ = s.send(outcome.clone());
             }
@@ -119,9 +138,14 @@ pub async fn publish_confirmed(link: &Link, queue: &str, body: &[u8], timeout: D
             .basic_publish(
                 "",
                 queue,
-                BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
                 body,
-                BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()),
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_type("application/json".into()),
             )
             .await?;
         confirm.await
@@ -143,7 +167,12 @@ pub async fn publish_confirmed(link: &Link, queue: &str, body: &[u8], timeout: D
     }
 }
 
-async fn make_durable(broker: &Broker, redis: &RedisStore, body: &[u8], timeout: Duration) -> Result<Durability, PublishError> {
+async fn make_durable(
+    broker: &Broker,
+    redis: &RedisStore,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Durability, PublishError> {
     if let Some(link) = broker.current() {
         if publish_confirmed(&link, broker.queue(), body, timeout).await {
             return Ok(Durability::Broker);

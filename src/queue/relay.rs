@@ -13,8 +13,15 @@ use crate::metrics::Metrics;
 use crate::store::redis::RedisStore;
 
 /// One pass: relays up to `count` entries. Returns how many were relayed.
-pub async fn relay_once(broker: &Broker, redis: &RedisStore, count: usize, timeout: Duration) -> usize {
-    let Some(link) = broker.current() else { return 0 };
+pub async fn relay_once(
+    broker: &Broker,
+    redis: &RedisStore,
+    count: usize,
+    timeout: Duration,
+) -> usize {
+    let Some(link) = broker.current() else {
+        return 0;
+    };
     let entries = match redis.read_fallback(count).await {
         Ok(e) => e,
         Err(e) => {
@@ -37,7 +44,12 @@ pub async fn relay_once(broker: &Broker, redis: &RedisStore, count: usize, timeo
 }
 
 /// Runs until `shutdown`: drains whenever the broker is up, and keeps the fallback depth gauge.
-pub fn spawn(broker: Arc<Broker>, redis: RedisStore, metrics: Metrics, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    broker: Arc<Broker>,
+    redis: RedisStore,
+    metrics: Metrics,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             if *shutdown.borrow() {

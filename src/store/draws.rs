@@ -25,7 +25,11 @@ pub struct DrawView {
 ///
 /// # Errors
 /// When the database fails.
-pub async fn for_ticket(db: &DatabaseConnection, ticket: &str, now: DateTime<Utc>) -> Result<Vec<DrawView>, DbErr> {
+pub async fn for_ticket(
+    db: &DatabaseConnection,
+    ticket: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<DrawView>, DbErr> {
     let rows = db
         .query_all(Statement::from_sql_and_values(
             DbBackend::Postgres,

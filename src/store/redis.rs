@@ -180,7 +180,10 @@ impl RedisStore {
             .await?;
         match answer.as_slice() {
             [g] if g == "granted" => Ok(Reserve::Granted),
-            [r, t, d] if r == "replay" => Ok(Reserve::Replay { ticket: t.clone(), durable: d == "1" }),
+            [r, t, d] if r == "replay" => Ok(Reserve::Replay {
+                ticket: t.clone(),
+                durable: d == "1",
+            }),
             [a, t] if a == "active" => Ok(Reserve::Active { ticket: t.clone() }),
             [c, u] if c == "cooling" => Ok(Reserve::CoolingDown { until: u.clone() }),
             _ => Err(StoreError::Script(answer)),
@@ -192,9 +195,20 @@ impl RedisStore {
     ///
     /// # Errors
     /// When Redis cannot be reached.
-    pub async fn confirm(&self, tag: &str, status: &TicketStatus, ticket: &str, ttl_secs: u64) -> Result<(), StoreError> {
+    pub async fn confirm(
+        &self,
+        tag: &str,
+        status: &TicketStatus,
+        ticket: &str,
+        ttl_secs: u64,
+    ) -> Result<(), StoreError> {
         let mut conn = self.pool.get().await?;
-        let _: i64 = self.confirm.key(self.active_key(tag)).arg(ticket).invoke_async(&mut *conn).await?;
+        let _: i64 = self
+            .confirm
+            .key(self.active_key(tag))
+            .arg(ticket)
+            .invoke_async(&mut *conn)
+            .await?;
         let key = self.ticket_key(ticket);
         redis::pipe()
             .hset_nx(&key, "status", &status.status)
@@ -213,7 +227,12 @@ impl RedisStore {
     ///
     /// # Errors
     /// When Redis cannot be reached.
-    pub async fn release(&self, tag: &str, ticket: &str, idempotency_key: Option<&str>) -> Result<(), StoreError> {
+    pub async fn release(
+        &self,
+        tag: &str,
+        ticket: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.pool.get().await?;
         let _: i64 = self
             .release
@@ -229,7 +248,11 @@ impl RedisStore {
     ///
     /// # Errors
     /// When Redis cannot be reached.
-    pub async fn set_statuses(&self, statuses: &[(String, TicketStatus)], ttl_secs: u64) -> Result<(), StoreError> {
+    pub async fn set_statuses(
+        &self,
+        statuses: &[(String, TicketStatus)],
+        ttl_secs: u64,
+    ) -> Result<(), StoreError> {
         if statuses.is_empty() {
             return Ok(());
         }
@@ -251,7 +274,8 @@ impl RedisStore {
     /// When Redis cannot be reached.
     pub async fn ticket_status(&self, ticket: &str) -> Result<Option<TicketStatus>, StoreError> {
         let mut conn = self.pool.get().await?;
-        let map: std::collections::HashMap<String, String> = conn.hgetall(self.ticket_key(ticket)).await?;
+        let map: std::collections::HashMap<String, String> =
+            conn.hgetall(self.ticket_key(ticket)).await?;
         if map.is_empty() {
             return Ok(None);
         }
@@ -271,9 +295,17 @@ impl RedisStore {
     ///
     /// # Errors
     /// When Redis cannot be reached.
-    pub async fn start_cooldown(&self, tag: &str, ticket: &str, until: &str, ttl_secs: u64) -> Result<(), StoreError> {
+    pub async fn start_cooldown(
+        &self,
+        tag: &str,
+        ticket: &str,
+        until: &str,
+        ttl_secs: u64,
+    ) -> Result<(), StoreError> {
         let mut conn = self.pool.get().await?;
-        let _: () = conn.set_ex(self.cooldown_key(tag), until, ttl_secs.max(1)).await?;
+        let _: () = conn
+            .set_ex(self.cooldown_key(tag), until, ttl_secs.max(1))
+            .await?;
         let _: i64 = self
             .release
             .key(self.active_key(tag))
@@ -291,7 +323,9 @@ impl RedisStore {
     /// When Redis cannot be reached.
     pub async fn append_fallback(&self, body: &[u8]) -> Result<String, StoreError> {
         let mut conn = self.pool.get().await?;
-        let id: String = conn.xadd(self.fallback_stream(), "*", &[("body", body)]).await?;
+        let id: String = conn
+            .xadd(self.fallback_stream(), "*", &[("body", body)])
+            .await?;
         Ok(id)
     }
 
@@ -301,13 +335,17 @@ impl RedisStore {
     /// When Redis cannot be reached.
     pub async fn read_fallback(&self, count: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut conn = self.pool.get().await?;
-        let reply: redis::streams::StreamRangeReply =
-            conn.xrange_count(self.fallback_stream(), "-", "+", count).await?;
+        let reply: redis::streams::StreamRangeReply = conn
+            .xrange_count(self.fallback_stream(), "-", "+", count)
+            .await?;
         Ok(reply
             .ids
             .into_iter()
             .filter_map(|e| {
-                let body = e.map.get("body").and_then(|v| redis::from_redis_value::<Vec<u8>>(v).ok())?;
+                let body = e
+                    .map
+                    .get("body")
+                    .and_then(|v| redis::from_redis_value::<Vec<u8>>(v).ok())?;
                 Some((e.id, body))
             })
             .collect())

@@ -1,6 +1,8 @@
 //! Tickets in PostgreSQL.
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
+};
 
 use crate::queue::ReservationEvent;
 
@@ -16,7 +18,12 @@ pub struct InsertOutcome {
 }
 
 fn text_array(items: impl Iterator<Item = String>) -> Value {
-    Value::Array(sea_orm::sea_query::ArrayType::String, Some(Box::new(items.map(|s| Value::String(Some(Box::new(s)))).collect())))
+    Value::Array(
+        sea_orm::sea_query::ArrayType::String,
+        Some(Box::new(
+            items.map(|s| Value::String(Some(Box::new(s)))).collect(),
+        )),
+    )
 }
 
 /// Inserts a batch of reservations in one transaction, idempotent on `ticket_id`:
@@ -25,7 +32,10 @@ fn text_array(items: impl Iterator<Item = String>) -> Value {
 ///
 /// # Errors
 /// When the database fails; nothing is committed then.
-pub async fn insert_batch(db: &DatabaseConnection, events: &[ReservationEvent]) -> Result<InsertOutcome, DbErr> {
+pub async fn insert_batch(
+    db: &DatabaseConnection,
+    events: &[ReservationEvent],
+) -> Result<InsertOutcome, DbErr> {
     if events.is_empty() {
         return Ok(InsertOutcome::default());
     }
@@ -56,9 +66,21 @@ pub async fn insert_batch(db: &DatabaseConnection, events: &[ReservationEvent]) 
     let txn = db.begin().await?;
     let mut with_filter = values.clone();
     with_filter.push(all_ids.clone());
-    let rows = txn.query_all(Statement::from_sql_and_values(DbBackend::Postgres, insert("registered"), with_filter)).await?;
-    let inserted: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String>("", "ticket_id").ok()).collect();
-    let mut outcome = InsertOutcome { inserted, ..InsertOutcome::default() };
+    let rows = txn
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            insert("registered"),
+            with_filter,
+        ))
+        .await?;
+    let inserted: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.try_get::<String>("", "ticket_id").ok())
+        .collect();
+    let mut outcome = InsertOutcome {
+        inserted,
+        ..InsertOutcome::default()
+    };
     if outcome.inserted.len() < events.len() {
         let rest: Vec<String> = events
             .iter()
@@ -72,15 +94,26 @@ pub async fn insert_batch(db: &DatabaseConnection, events: &[ReservationEvent]) 
                 vec![text_array(rest.iter().cloned())],
             ))
             .await?;
-        let present: std::collections::HashSet<String> =
-            present.iter().filter_map(|r| r.try_get::<String>("", "ticket_id").ok()).collect();
+        let present: std::collections::HashSet<String> = present
+            .iter()
+            .filter_map(|r| r.try_get::<String>("", "ticket_id").ok())
+            .collect();
         let missing: Vec<String> = rest.into_iter().filter(|t| !present.contains(t)).collect();
         outcome.duplicates = present.len();
         if !missing.is_empty() {
             let mut with_filter = values;
             with_filter.push(text_array(missing.iter().cloned()));
-            let rows = txn.query_all(Statement::from_sql_and_values(DbBackend::Postgres, insert("rejected"), with_filter)).await?;
-            outcome.rejected = rows.iter().filter_map(|r| r.try_get::<String>("", "ticket_id").ok()).collect();
+            let rows = txn
+                .query_all(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    insert("rejected"),
+                    with_filter,
+                ))
+                .await?;
+            outcome.rejected = rows
+                .iter()
+                .filter_map(|r| r.try_get::<String>("", "ticket_id").ok())
+                .collect();
         }
     }
     txn.commit().await?;
@@ -100,7 +133,8 @@ pub struct TicketRow {
     pub valid_until: chrono::DateTime<chrono::Utc>,
 }
 
-const TICKET_COLUMNS: &str = "ticket_id, person_tag, pharmacy_id, product_id, flexible, status, accepted_at, valid_until";
+const TICKET_COLUMNS: &str =
+    "ticket_id, person_tag, pharmacy_id, product_id, flexible, status, accepted_at, valid_until";
 
 fn row_to_ticket(r: &sea_orm::QueryResult) -> Result<TicketRow, DbErr> {
     Ok(TicketRow {
@@ -132,7 +166,11 @@ pub async fn find(db: &DatabaseConnection, ticket_id: &str) -> Result<Option<Tic
 ///
 /// # Errors
 /// When the database fails.
-pub async fn find_by_person(db: &DatabaseConnection, person_tag: &str, phone_tag: &str) -> Result<Vec<TicketRow>, DbErr> {
+pub async fn find_by_person(
+    db: &DatabaseConnection,
+    person_tag: &str,
+    phone_tag: &str,
+) -> Result<Vec<TicketRow>, DbErr> {
     let rows = db
         .query_all(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -149,7 +187,13 @@ pub async fn find_by_person(db: &DatabaseConnection, person_tag: &str, phone_tag
 /// When the database fails.
 pub async fn count(db: &DatabaseConnection) -> Result<i64, DbErr> {
     let row = db
-        .query_one(Statement::from_string(DbBackend::Postgres, "SELECT count(*) AS n FROM tickets"))
+        .query_one(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) AS n FROM tickets",
+        ))
         .await?;
-    Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
+    Ok(row
+        .map(|r| r.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0))
 }

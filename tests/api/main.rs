@@ -1,1 +1,7 @@
-mod placeholder {}
+//! One integration test binary against the real PostgreSQL, Redis and RabbitMQ on loopback.
+//! Every test gets its own database, Redis key prefix and queue names (see `helpers`).
+
+mod durability;
+mod helpers;
+mod pages;
+mod reservations;

@@ -1,0 +1,335 @@
+//! Never lose an accepted reservation: broker outages, persister crashes, poison messages.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::BasicProperties;
+use maskdraw::metrics::Metrics;
+use maskdraw::queue::broker::{connect, declare_topology};
+use maskdraw::queue::{dlq, Envelope, ReservationEvent};
+use maskdraw::startup;
+use maskdraw::store::redis::RedisStore;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::Value;
+
+use crate::helpers::{reservation, spawn_app, spawn_app_with, Options, TestApp};
+
+fn direct_amqp() -> String {
+    format!("amqp://guest:guest@{}/%2f", crate::helpers::AMQP)
+}
+
+async fn ticket_ids(app: &TestApp) -> HashSet<String> {
+    let rows = app
+        .db
+        .query_all(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT ticket_id FROM tickets",
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "ticket_id").unwrap())
+        .collect()
+}
+
+async fn submit_many(app: &TestApp, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let resp = app.reserve(&reservation()).await;
+        assert_eq!(resp.status(), 202);
+        let body: Value = resp.json().await.unwrap();
+        ids.push(body["ticket_id"].as_str().unwrap().to_string());
+    }
+    ids
+}
+
+#[tokio::test]
+async fn with_the_broker_unreachable_reservations_go_through_the_fallback_and_arrive_later() {
+    let app = spawn_app().await;
+    let before = submit_many(&app, 5).await;
+    app.proxy.cut();
+    // While the broker is away every 202 comes from the Redis fallback stream.
+    let during = submit_many(&app, 20).await;
+    let redis = RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap();
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let fallback_line = metrics
+        .lines()
+        .find(|l| l.starts_with("maskdraw_reservations_fallback_total"))
+        .unwrap()
+        .to_string();
+    let used: u64 = fallback_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(used >= 20, "{fallback_line}");
+    assert!(
+        redis.fallback_len().await.unwrap() >= 1,
+        "nothing waits in the fallback stream"
+    );
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["degraded"], true);
+
+    app.proxy.restore();
+    app.wait_for_tickets("registered", 25, Duration::from_secs(60))
+        .await;
+    let stored = ticket_ids(&app).await;
+    for t in before.iter().chain(&during) {
+        assert!(stored.contains(t), "ticket {t} was lost");
+    }
+    let start = Instant::now();
+    while redis.fallback_len().await.unwrap() > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the relay did not drain the fallback stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn with_neither_broker_nor_fallback_the_answer_is_503_and_the_lock_is_released() {
+    let app = spawn_app_with(
+        Options {
+            with_persister: false,
+        },
+        |s| {
+            // A Redis that takes the lock but whose fallback is unusable cannot be arranged with one
+            // server, so point the stream at a key of the wrong type instead.
+            s.publish_timeout_ms = 300;
+        },
+    )
+    .await;
+    let redis = RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap();
+    let mut conn = redis.pool().get().await.unwrap();
+    let _: () = deadpool_redis::redis::cmd("SET")
+        .arg(redis.fallback_stream())
+        .arg("not a stream")
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+    app.proxy.cut();
+    let body = reservation();
+    let resp = app.reserve(&body).await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_eq!(resp.json::<Value>().await.unwrap()["code"], "unavailable");
+    // The person was not left locked out: once the stream works again they get in.
+    let _: () = deadpool_redis::redis::cmd("DEL")
+        .arg(redis.fallback_stream())
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(app.reserve(&body).await.status(), 202);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_persister_that_dies_after_commit_but_before_ack_leaves_each_ticket_once() {
+    let app = spawn_app_with(
+        Options {
+            with_persister: false,
+        },
+        |_| {},
+    )
+    .await;
+    let accepted = submit_many(&app, 30).await;
+
+    // A persister that commits and then dies: it consumes, stores, and closes its
+    // connection without acking, so the broker redelivers everything it held.
+    let redis = RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap();
+    let p = startup::persister(&app.settings, app.db.clone(), redis.clone(), Metrics::new());
+    let conn = connect(&direct_amqp()).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.basic_qos(100, BasicQosOptions::default()).await.unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            &app.settings.queue_name(),
+            "doomed",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    let mut seen = 0;
+    while seen < 30 {
+        let d = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen += Envelope::parse(&d.data).unwrap().reservations.len();
+        held.push(d);
+    }
+    let bodies: Vec<&[u8]> = held.iter().map(|d| d.data.as_slice()).collect();
+    let outcome = p.handle_batch(&bodies).await.unwrap();
+    assert_eq!(outcome.stored.inserted.len(), 30);
+    conn.close(320, "killed").await.unwrap();
+    drop(held);
+
+    // The real persister takes the redelivered messages: nothing new, nothing twice.
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    startup::spawn_persister(&app.settings, p.clone(), rx);
+    let start = Instant::now();
+    loop {
+        let conn = connect(&direct_amqp()).await.unwrap();
+        let depth = maskdraw::queue::broker::queue_depth(&conn, &app.settings.queue_name())
+            .await
+            .unwrap();
+        let _ = conn.close(200, "probe").await;
+        if depth == 0 && start.elapsed() > Duration::from_millis(500) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "redelivered messages were not consumed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = tx.send(true);
+    assert_eq!(app.count_tickets(None).await, 30);
+    assert_eq!(ticket_ids(&app).await, accepted.into_iter().collect());
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_poison_message_is_dead_lettered_and_a_replayed_good_one_is_persisted() {
+    let app = spawn_app().await;
+    let conn = connect(&direct_amqp()).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    declare_topology(
+        &ch,
+        &app.settings.queue_name(),
+        &app.settings.dead_queue_name(),
+    )
+    .await
+    .unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let publish = |queue: String, body: Vec<u8>| {
+        let ch = ch.clone();
+        async move {
+            ch.basic_publish(
+                "",
+                &queue,
+                BasicPublishOptions::default(),
+                &body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap()
+        }
+    };
+    publish(
+        app.settings.queue_name(),
+        b"{\"v\":1,\"reservations\":[{\"ticket_id\":\"nope\"}]}".to_vec(),
+    )
+    .await;
+    let uri = direct_amqp();
+    let (q, dead) = (app.settings.queue_name(), app.settings.dead_queue_name());
+    let start = Instant::now();
+    let letters = loop {
+        let letters = dlq::list(&uri, &q, &dead).await.unwrap();
+        if !letters.is_empty() {
+            break letters;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the poison message never reached {dead}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0].content.starts_with("unreadable"),
+        "{:?}",
+        letters[0]
+    );
+    // Listing does not consume.
+    assert_eq!(dlq::list(&uri, &q, &dead).await.unwrap().len(), 1);
+
+    // A good message that was dead-lettered (say, by an older persister's bug) is replayed.
+    let good = ReservationEvent {
+        ticket_id: "01KARC38627GVHHC7H1R7AQYA9".into(),
+        person_tag: "1807dfaf1f7e42734f56d48f05e1ddfb".into(),
+        phone_tag: "2807dfaf1f7e42734f56d48f05e1ddfb".into(),
+        masked_id: "4401**********123X".into(),
+        pharmacy_id: crate::helpers::first_pharmacy(),
+        product_id: "KN95".into(),
+        flexible: false,
+        accepted_at: chrono::Utc::now(),
+        valid_until: chrono::Utc::now() + chrono::Duration::days(10),
+    };
+    publish(dead.clone(), Envelope::new(vec![good]).to_bytes()).await;
+    let moved = dlq::replay(&uri, &q, &dead).await.unwrap();
+    assert_eq!(moved, 2);
+    app.wait_for_tickets("registered", 1, Duration::from_secs(20))
+        .await;
+    assert!(ticket_ids(&app)
+        .await
+        .contains("01KARC38627GVHHC7H1R7AQYA9"));
+    // The poison came straight back to the dead-letter queue; nothing else is there.
+    let start = Instant::now();
+    loop {
+        let letters = dlq::list(&uri, &q, &dead).await.unwrap();
+        if letters.len() == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "dead letters: {letters:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = conn.close(200, "done").await;
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn the_database_catches_a_duplicate_person_that_redis_missed() {
+    let app = spawn_app().await;
+    let body = reservation();
+    let first: Value = app.reserve(&body).await.json().await.unwrap();
+    app.wait_for_tickets("registered", 1, Duration::from_secs(20))
+        .await;
+    // Redis loses the person's lock (a flush, a failover without AOF): intake lets them in again.
+    let redis = RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap();
+    let mut conn = redis.pool().get().await.unwrap();
+    let keys: Vec<String> = deadpool_redis::redis::cmd("KEYS")
+        .arg(format!("{}:*:active", app.settings.key_prefix))
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    let _: () = deadpool_redis::redis::cmd("DEL")
+        .arg(&keys[0])
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+    let second: Value = app.reserve(&body).await.json().await.unwrap();
+    assert_ne!(first["ticket_id"], second["ticket_id"]);
+    app.wait_for_tickets("rejected", 1, Duration::from_secs(20))
+        .await;
+    let t = second["ticket_id"].as_str().unwrap();
+    let start = Instant::now();
+    loop {
+        let st: Value = app
+            .get(&format!("/api/v1/reservations/{t}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if st["status"] == "rejected" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{st}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.teardown().await;
+}

@@ -1,0 +1,267 @@
+//! `spawn_app()`: a fresh, isolated maskdraw on port 0 (zero-to-production's test helpers).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use maskdraw::config::{Secret, Settings};
+use maskdraw::domain::IdNumber;
+use maskdraw::startup::Application;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const AMQP: &str = "127.0.0.1:5672";
+
+pub struct TestApp {
+    pub address: String,
+    pub settings: Settings,
+    pub db: DatabaseConnection,
+    pub client: reqwest::Client,
+    pub proxy: BrokerProxy,
+    pub shutdown: watch::Sender<bool>,
+    pub db_name: String,
+}
+
+#[derive(Clone, Copy)]
+pub struct Options {
+    pub with_persister: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            with_persister: true,
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default(), |_| {}).await
+}
+
+/// Settings for an isolated test: own database, key prefix and queue names.
+pub async fn isolated_settings(proxy_port: u16) -> (Settings, String) {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let db_name = format!("md_test_{}", &id[..16]);
+    let admin = Database::connect(PG_ADMIN)
+        .await
+        .expect("postgres on 127.0.0.1:5432");
+    admin
+        .execute(Statement::from_string(
+            DbBackend::Postgres,
+            format!("CREATE DATABASE {db_name}"),
+        ))
+        .await
+        .expect("create the test database");
+    let settings = Settings {
+        database_url: format!("postgres://postgres@127.0.0.1:5432/{db_name}"),
+        amqp_url: format!("amqp://guest:guest@127.0.0.1:{proxy_port}/%2f"),
+        bind: "127.0.0.1:0".into(),
+        hmac_secret: Secret::new(format!("test-secret-{id}")),
+        key_prefix: format!("t{}", &id[..12]),
+        queue_prefix: format!("t{}.", &id[..12]),
+        static_dir: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static"),
+        ip_rate_per_sec: 100_000,
+        person_rate_per_min: 1_000,
+        publish_timeout_ms: 1_000,
+        ..Settings::default()
+    };
+    (settings, db_name)
+}
+
+pub async fn spawn_app_with(opts: Options, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    maskdraw::telemetry::init();
+    let proxy = BrokerProxy::start(AMQP).await;
+    let (mut settings, db_name) = isolated_settings(proxy.port).await;
+    tweak(&mut settings);
+    let app = Application::build(settings.clone(), opts.with_persister)
+        .await
+        .expect("the application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_handle();
+    tokio::spawn(app.run_until_stopped());
+    let db = Database::connect(&settings.database_url)
+        .await
+        .expect("the test database");
+    TestApp {
+        address,
+        settings,
+        db,
+        client: reqwest::Client::new(),
+        proxy,
+        shutdown,
+        db_name,
+    }
+}
+
+impl TestApp {
+    pub async fn reserve(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/reservations", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn reserve_with_key(&self, body: &Value, key: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/reservations", self.address))
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn count_tickets(&self, status: Option<&str>) -> i64 {
+        let sql = match status {
+            Some(s) => format!("SELECT count(*) AS n FROM tickets WHERE status = '{s}'"),
+            None => "SELECT count(*) AS n FROM tickets".into(),
+        };
+        let row = self
+            .db
+            .query_one(Statement::from_string(DbBackend::Postgres, sql))
+            .await
+            .expect("count")
+            .expect("a row");
+        row.try_get::<i64>("", "n").expect("n")
+    }
+
+    /// Polls (never a fixed sleep) until `n` tickets have `status`, or panics after `limit`.
+    pub async fn wait_for_tickets(&self, status: &str, n: i64, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            let have = self.count_tickets(Some(status)).await;
+            if have >= n {
+                assert_eq!(have, n, "more {status} tickets than expected");
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "only {have} of {n} tickets became {status} within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops background tasks, deletes the queues and drops the database.
+    pub async fn teardown(self) {
+        let _ = self.shutdown.send(true);
+        if let Ok(conn) =
+            maskdraw::queue::broker::connect(&format!("amqp://guest:guest@{AMQP}/%2f")).await
+        {
+            if let Ok(ch) = conn.create_channel().await {
+                for q in [self.settings.queue_name(), self.settings.dead_queue_name()] {
+                    let _ = ch
+                        .queue_delete(&q, lapin::options::QueueDeleteOptions::default())
+                        .await;
+                }
+            }
+            let _ = conn.close(200, "teardown").await;
+        }
+        drop(self.db);
+        if let Ok(admin) = Database::connect(PG_ADMIN).await {
+            let _ = admin
+                .execute(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name),
+                ))
+                .await;
+        }
+    }
+}
+
+/// A valid identity number, different on every call.
+pub fn id_number() -> String {
+    let n: u32 = rand::random::<u32>() % 1_000_000_000;
+    let first = format!(
+        "440106{:04}{:02}{:02}{:03}",
+        1950 + n % 60,
+        1 + (n / 60) % 12,
+        1 + (n / 720) % 28,
+        (n / 20160) % 1000
+    );
+    format!("{first}{}", IdNumber::check_char(&first))
+}
+
+pub fn reservation() -> Value {
+    json!({
+        "id_number": id_number(),
+        "name": "陈小明",
+        "phone": "13800138000",
+        "pharmacy_id": first_pharmacy(),
+        "product_id": "KN95",
+        "flexible": true
+    })
+}
+
+pub fn first_pharmacy() -> String {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static/config/pharmacies.json");
+    let list: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(path).expect("catalog")).expect("json");
+    list[0]["id"].as_str().expect("id").to_string()
+}
+
+/// A TCP proxy in front of RabbitMQ that a test can cut (every connection closed, new ones
+/// refused) and restore: the broker "goes away" without touching the shared server.
+pub struct BrokerProxy {
+    pub port: u16,
+    up: Arc<AtomicBool>,
+    cut: watch::Sender<u64>,
+}
+
+impl BrokerProxy {
+    pub async fn start(target: &'static str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let (cut, cut_rx) = watch::channel(0u64);
+        let up2 = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut_rx = cut_rx.clone();
+                // Only a cut after this connection was accepted ends it.
+                cut_rx.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { port, up, cut }
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|g| *g += 1);
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}

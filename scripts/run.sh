@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs maskdraw on this machine: brings up PostgreSQL, Redis and RabbitMQ if needed, builds,
+# migrates, then serves the API and the pages with the persister in the same process.
+#
+#   scripts/run.sh                      # serve on MASKDRAW_BIND (default 127.0.0.1:8080)
+#   scripts/run.sh --demo 2000          # first run a whole simulated day with 2000 citizens
+#
+# Configuration: maskdraw.toml beside this repository's root, then MASKDRAW_* variables.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/services.sh
+cargo build --release --locked --bins
+bin=target/release/maskdraw
+"$bin" migrate
+if [[ "${1:-}" == "--demo" ]]; then
+  "$bin" demo --citizens "${2:-2000}"
+fi
+echo "maskdraw: serving on ${MASKDRAW_BIND:-127.0.0.1:8080} (pages at /, API at /api/v1, metrics at /metrics)"
+exec "$bin" serve --with-persister

@@ -1,0 +1,369 @@
+// maskdraw H5 page: reserve, look up status, fetch a fairness proof.
+// No dependencies. The server is the authority on every rule; the checks here only spare
+// the citizen a round trip.
+'use strict';
+
+const API = '/api/v1/reservations';
+const CONFIG = '/static/config/';
+// How long after a 429/503 the page keeps smoothing taps through gate.json.
+const RECENT_OVERLOAD_MS = 60 * 1000;
+const OVERLOAD_KEY = 'maskdraw.overload';
+const LAST_TICKET_KEY = 'maskdraw.last_ticket';
+const TICKET_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/; // ULID: Crockford base32, no I L O U
+
+const cat = { districts: [], pharmacies: [], products: [], gate: { admit_fraction: 1, retry_after_seconds: 5 } };
+const byId = (list, id) => list.find((x) => x.id === id);
+
+// ---------------------------------------------------------------- small DOM helpers
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children.flat(Infinity)) if (c != null) e.append(c instanceof Node ? c : String(c));
+  return e;
+}
+const bi = (zh, en) => [zh, ' ', el('small', null, en)]; // Chinese with an English subtitle
+
+function show(out, kind, ...children) {
+  out.replaceChildren(el('div', { class: kind }, ...children));
+}
+
+function markField(form, field) {
+  for (const e of form.querySelectorAll('.bad')) e.classList.remove('bad');
+  const input = field && form.elements[field];
+  if (input) { input.classList.add('bad'); input.focus(); }
+}
+
+// ---------------------------------------------------------------- validation (mirrors src/domain)
+
+const ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+
+// GB 11643-1999: region, birth date, sequence, ISO 7064 MOD 11-2 check character.
+function parseIdNumber(raw) {
+  const s = raw.trim().toUpperCase();
+  if (s.length !== 18) return [null, bi('身份证号应为 18 位', 'An ID number has 18 characters')];
+  if (!/^\d{17}[\dX]$/.test(s)) return [null, bi('身份证号为 17 位数字加一位数字或 X', 'An ID number is 17 digits and a digit or X')];
+  if (s[0] === '0' || s[0] === '9') return [null, bi('身份证号的地区码无效', 'The region code is not valid')];
+  const y = +s.slice(6, 10), m = +s.slice(10, 12), d = +s.slice(12, 14);
+  const dt = new Date(Date.UTC(y, m - 1, d));
+  if (y < 1900 || y > 2100 || dt.getUTCFullYear() !== y || dt.getUTCMonth() !== m - 1 || dt.getUTCDate() !== d) {
+    return [null, bi('身份证号中的出生日期无效', 'The birth date in the ID number is not a date')];
+  }
+  const sum = ID_WEIGHTS.reduce((a, w, i) => a + w * +s[i], 0);
+  if ('10X98765432'[sum % 11] !== s[17]) return [null, bi('身份证号校验位不正确，请核对', 'The check character is wrong; please re-check the number')];
+  return [s, null];
+}
+
+// 11-digit mainland mobile; +86/86, blanks and dashes are dropped as the server does.
+function parsePhone(raw) {
+  let s = raw.trim().replace(/^\+/, '').replace(/[ -]/g, '');
+  if (s.startsWith('86') && s.length === 13) s = s.slice(2);
+  if (!/^\d{11}$/.test(s)) return [null, bi('手机号应为 11 位数字', 'A mobile number has 11 digits')];
+  if (!/^1[3-9]/.test(s)) return [null, bi('手机号应以 13–19 开头', 'A mainland mobile number starts with 13 to 19')];
+  return [s, null];
+}
+
+function parseName(raw) {
+  const s = raw.trim(), n = [...s].length;
+  if (n === 0 || n > 30) return [null, bi('请填写姓名（不超过 30 字）', 'Enter your name (at most 30 characters)')];
+  return [s, null];
+}
+
+function parseTicketId(raw) {
+  const s = raw.trim().toUpperCase();
+  return TICKET_RE.test(s) ? [s, null] : [null, bi('预约编号为 26 位字母数字', 'A ticket id has 26 letters and digits')];
+}
+
+// ---------------------------------------------------------------- HTTP
+
+function retryAfterSeconds(header) {
+  if (!header) return cat.gate.retry_after_seconds;
+  let s = /^\d+$/.test(header.trim()) ? +header : (Date.parse(header) - Date.now()) / 1000;
+  if (!Number.isFinite(s)) s = cat.gate.retry_after_seconds;
+  return Math.min(300, Math.max(1, Math.ceil(s)));
+}
+
+// Resolves to { status, json, retryAfter }; status 0 means the network failed.
+async function call(method, path, body, headers) {
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers: Object.assign({ Accept: 'application/json' }, body ? { 'Content-Type': 'application/json' } : {}, headers),
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  } catch (_) {
+    return { status: 0, json: null, retryAfter: cat.gate.retry_after_seconds };
+  }
+  let json = null;
+  if ((res.headers.get('Content-Type') || '').includes('json')) json = await res.json().catch(() => null);
+  let retryAfter = 0;
+  if (res.status === 429 || res.status === 503) {
+    retryAfter = retryAfterSeconds(res.headers.get('Retry-After'));
+    noteOverload(retryAfter);
+  }
+  return { status: res.status, json, retryAfter };
+}
+
+// The message for any answer that is not a success: the server's {code, message, field} when
+// it sent one, otherwise a generic line.
+function failure(out, form, r) {
+  if (r.status === 0) return show(out, 'err', bi('网络错误，请重试（重试不会重复预约）', 'Network error; retrying is safe and will not reserve twice'));
+  if (r.json && r.json.message) {
+    if (form) markField(form, r.json.field);
+    return show(out, 'err', r.json.message, r.json.code ? el('small', null, ` (${r.json.code})`) : null);
+  }
+  show(out, 'err', bi(`服务暂时不可用（HTTP ${r.status}）`, 'Service unavailable, please try again later'));
+}
+
+// ---------------------------------------------------------------- gate (client-side smoothing)
+
+function loadOverload() {
+  try { return JSON.parse(localStorage.getItem(OVERLOAD_KEY)) || { at: 0, until: 0 }; } catch (_) { return { at: 0, until: 0 }; }
+}
+function noteOverload(seconds) {
+  const now = Date.now();
+  try { localStorage.setItem(OVERLOAD_KEY, JSON.stringify({ at: now, until: now + seconds * 1000 })); } catch (_) { /* private mode */ }
+}
+
+// Seconds this tap must wait, or 0. A server's Retry-After is always honoured; after it, while
+// the overload is recent, only admit_fraction of taps go through (gate.json).
+function gateWait() {
+  const o = loadOverload(), now = Date.now();
+  if (o.until > now) return Math.ceil((o.until - now) / 1000);
+  if (now - o.at < RECENT_OVERLOAD_MS && Math.random() >= cat.gate.admit_fraction) return cat.gate.retry_after_seconds;
+  return 0;
+}
+
+function countdown(out, button, seconds) {
+  button.disabled = true;
+  const tick = () => {
+    if (seconds <= 0) { button.disabled = false; out.replaceChildren(); return; }
+    show(out, 'busy', bi(`人多，请稍后再试（${seconds} 秒）`, `Busy, please try again in ${seconds} s`));
+    seconds -= 1;
+    setTimeout(tick, 1000);
+  };
+  tick();
+}
+
+// ---------------------------------------------------------------- rendering
+
+const STATUS = {
+  accepted: ['已受理', 'Accepted, being registered'], registered: ['已登记，等待摇号', 'Registered, in the coming draws'],
+  won: ['已中签', 'Won'], expired: ['已过期', 'Expired'], rejected: ['未通过（重复预约）', 'Rejected (duplicate person)'],
+};
+const OUTCOME = { won: ['中签', 'won'], lost: ['未中签', 'lost'] };
+
+function when(v) {
+  if (!v || !/T/.test(v)) return v || '—';
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? v : d.toLocaleString('zh-CN', { timeZone: 'Asia/Shanghai', hour12: false });
+}
+const pharmacyName = (id) => { const p = id && byId(cat.pharmacies, id); return p ? `${p.name} (${id})` : id || '—'; };
+const productName = (id) => { const p = id && byId(cat.products, id); return p ? `${p.name} / ${p.name_en}` : id || '—'; };
+const labelled = (map, v) => (map[v] ? bi(map[v][0], map[v][1]) : v || '—');
+
+function row(zh, en, value) {
+  return [el('dt', null, bi(zh, en)), el('dd', null, value)];
+}
+
+function renderTicket(t, ticketId) {
+  const id = t.ticket_id || ticketId;
+  const draws = Array.isArray(t.draws) ? t.draws : [];
+  return el('div', { class: 'ticket' },
+    el('dl', null,
+      row('预约编号', 'Ticket id', el('code', null, id)),
+      row('状态', 'Status', el('b', { class: `st-${t.status}` }, labelled(STATUS, t.status))),
+      t.pharmacy_id ? row('药店', 'Pharmacy', pharmacyName(t.pharmacy_id)) : null,
+      t.product_id ? row('口罩', 'Mask type', productName(t.product_id)) : null,
+      t.valid_until ? row('有效期至', 'Valid until', when(t.valid_until)) : null),
+    draws.length === 0 ? el('p', { class: 'note' }, bi('尚未参加摇号', 'Not in a draw yet')) :
+      el('table', null,
+        el('thead', null, el('tr', null, ['日期 Date', '结果 Result', '药店 Pharmacy', '口罩 Mask', '取货码 Pickup code', '轮 Roll', ''].map((h) => el('th', null, h)))),
+        el('tbody', null, draws.map((d) => el('tr', { class: d.outcome === 'won' ? 'won' : '' },
+          el('td', null, d.date), el('td', null, labelled(OUTCOME, d.outcome)),
+          el('td', null, d.pharmacy_id ? pharmacyName(d.pharmacy_id) : '—'),
+          el('td', null, d.product_id ? productName(d.product_id) : '—'),
+          el('td', null, d.pickup_code ? el('b', { class: 'code' }, d.pickup_code) : '—'),
+          el('td', null, d.roll != null ? String(d.roll) : '—'),
+          el('td', null, el('a', { href: '#proof', onclick: () => fillProof(id, d.date) }, '核验 Check')))))));
+}
+
+// ---------------------------------------------------------------- reserve
+
+let pending = null; // { body, key }: the Idempotency-Key is reused while the form is unchanged
+
+function uuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+async function reserve(ev) {
+  ev.preventDefault();
+  const form = ev.target, out = document.getElementById('reserve-out'), button = form.querySelector('button');
+  const f = form.elements;
+  const parsed = { name: parseName(f.name.value), id_number: parseIdNumber(f.id_number.value), phone: parsePhone(f.phone.value) };
+  for (const [field, [, err]] of Object.entries(parsed)) if (err) { markField(form, field); return show(out, 'err', err); }
+  if (!f.pharmacy_id.value) { markField(form, 'pharmacy_id'); return show(out, 'err', bi('请选择药店', 'Choose a pharmacy')); }
+  if (!f.product_id.value) { markField(form, 'product_id'); return show(out, 'err', bi('请选择口罩类型', 'Choose a mask type')); }
+  markField(form, null);
+
+  const wait = gateWait();
+  if (wait) return countdown(out, button, wait);
+
+  const body = {
+    id_number: parsed.id_number[0], name: parsed.name[0], phone: parsed.phone[0],
+    pharmacy_id: f.pharmacy_id.value, product_id: f.product_id.value, flexible: f.flexible.checked,
+  };
+  const text = JSON.stringify(body);
+  if (!pending || pending.body !== text) pending = { body: text, key: uuid() };
+
+  button.disabled = true;
+  show(out, 'busy', bi('提交中…', 'Submitting…'));
+  const r = await call('POST', API, body, { 'Idempotency-Key': pending.key });
+  button.disabled = false;
+  if (r.status >= 200 && r.status < 300 && r.json && r.json.ticket_id) {
+    pending = null;
+    try { localStorage.setItem(LAST_TICKET_KEY, r.json.ticket_id); } catch (_) { /* private mode */ }
+    document.querySelector('#status-form [name=ticket_id]').value = r.json.ticket_id;
+    return show(out, 'ok', el('p', null, bi('预约已受理，请保存预约编号', 'Reservation accepted; keep the ticket id')), renderTicket(r.json));
+  }
+  if (r.retryAfter) return countdown(out, button, Math.max(r.retryAfter, cat.gate.retry_after_seconds));
+  // A 4xx is a final answer for this content; a 5xx or a network error may have been
+  // accepted anyway, so the key is kept for the retry.
+  if (r.status >= 400 && r.status < 500) pending = null;
+  failure(out, form, r);
+}
+
+// ---------------------------------------------------------------- status and lookup
+
+async function status(ev) {
+  ev.preventDefault();
+  const form = ev.target, out = document.getElementById('status-out');
+  const [id, err] = parseTicketId(form.elements.ticket_id.value);
+  if (err) { markField(form, 'ticket_id'); return show(out, 'err', err); }
+  markField(form, null);
+  show(out, 'busy', bi('查询中…', 'Looking up…'));
+  const r = await call('GET', `${API}/${id}`);
+  if (r.status === 200 && r.json) return out.replaceChildren(renderTicket(r.json, id));
+  failure(out, form, r);
+}
+
+async function lookup(ev) {
+  ev.preventDefault();
+  const form = ev.target, out = document.getElementById('status-out');
+  const [idNumber, e1] = parseIdNumber(form.elements.id_number.value);
+  if (e1) { markField(form, 'id_number'); return show(out, 'err', e1); }
+  const [phone, e2] = parsePhone(form.elements.phone.value);
+  if (e2) { markField(form, 'phone'); return show(out, 'err', e2); }
+  markField(form, null);
+  show(out, 'busy', bi('查询中…', 'Looking up…'));
+  const r = await call('POST', `${API}/lookup`, { id_number: idNumber, phone });
+  if (r.status !== 200 || !r.json) return failure(out, form, r);
+  const tickets = r.json.tickets || [];
+  if (tickets.length === 0) return show(out, 'note', bi('没有找到预约', 'No reservation found'));
+  out.replaceChildren(...tickets.map((t) => renderTicket(t)));
+}
+
+// ---------------------------------------------------------------- proof
+
+const PROOF_FIELDS = [
+  ['leaf_index', '名单行号', 'Line in entrants.csv (from 0)'], ['root', '默克尔根', 'Merkle root (entrants_root)'],
+  ['audit_path', '审计路径', 'Audit path'], ['roll_1', '第一轮随机数', 'Roll one'],
+  ['roll_2', '第二轮随机数', 'Roll two'], ['cutoff', '中签线', 'Cutoff'], ['won', '是否中签', 'Won'],
+];
+
+function fillProof(ticketId, date) {
+  const form = document.getElementById('proof-form');
+  form.elements.ticket_id.value = ticketId;
+  form.elements.date.value = date;
+  // After the hash change has shown the section; requestSubmit runs the form's handler.
+  setTimeout(() => (form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event('submit', { cancelable: true }))), 0);
+}
+
+async function proof(ev) {
+  ev.preventDefault();
+  const form = ev.target, out = document.getElementById('proof-out');
+  const [id, err] = parseTicketId(form.elements.ticket_id.value);
+  if (err) { markField(form, 'ticket_id'); return show(out, 'err', err); }
+  const date = form.elements.date.value;
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) { markField(form, 'date'); return show(out, 'err', bi('请选择日期', 'Choose a date')); }
+  markField(form, null);
+  show(out, 'busy', bi('获取中…', 'Fetching…'));
+  const r = await call('GET', `${API}/${id}/proof?date=${date}`);
+  if (r.status !== 200 || !r.json) return failure(out, form, r);
+  const p = r.json;
+  const value = (k) => (k === 'won' ? bi(p.won ? '是' : '否', p.won ? 'yes' : 'no')
+    : Array.isArray(p[k]) ? el('ol', { start: 0 }, p[k].map((h) => el('li', null, el('code', null, h))))
+    : el('code', null, p[k] == null ? '—' : String(p[k])));
+  const file = `data:application/json;charset=utf-8,${encodeURIComponent(JSON.stringify(p, null, 2) + '\n')}`;
+  out.replaceChildren(
+    el('dl', null, PROOF_FIELDS.filter(([k]) => k in p).map(([k, zh, en]) => row(zh, en, value(k)))),
+    el('a', { href: file, download: `proof-${id}-${date}.json` }, bi('下载证明 JSON', 'Download the proof as JSON')),
+    el('details', null, el('summary', null, 'JSON'), el('pre', null, JSON.stringify(p, null, 2))));
+}
+
+// ---------------------------------------------------------------- boot
+
+function fillSelect(select, items, label, placeholder) {
+  select.replaceChildren(el('option', { value: '' }, placeholder), ...items.map((x) => el('option', { value: x.id }, label(x))));
+}
+
+function onDistrict(form) {
+  const district = form.elements.district.value;
+  const list = cat.pharmacies.filter((p) => p.district === district);
+  fillSelect(form.elements.pharmacy_id, list, (p) => p.name, district ? '请选择药店 Choose a pharmacy' : '请先选择区 Choose a district first');
+  document.getElementById('pharmacy-address').textContent = '';
+}
+
+function route() {
+  const name = (location.hash || '#reserve').slice(1);
+  for (const s of document.querySelectorAll('main section')) s.hidden = s.id !== name;
+  if (!document.getElementById(name)) document.getElementById('reserve').hidden = false;
+}
+
+async function boot() {
+  const loading = document.getElementById('boot');
+  try {
+    const names = ['districts', 'pharmacies', 'products', 'gate'];
+    const files = await Promise.all(names.map((n) => fetch(`${CONFIG}${n}.json`).then((r) => {
+      if (!r.ok) throw new Error(`${n}.json: HTTP ${r.status}`);
+      return r.json();
+    })));
+    names.forEach((n, i) => { cat[n] = files[i]; });
+  } catch (e) {
+    loading.className = 'err';
+    loading.replaceChildren(...bi('加载失败，请刷新重试', `Could not load the catalog (${e.message}); please reload`));
+    return;
+  }
+  loading.remove();
+  const form = document.getElementById('reserve-form');
+  fillSelect(form.elements.district, cat.districts, (d) => `${d.name} ${d.name_en}`, '请选择区 Choose a district');
+  fillSelect(form.elements.product_id, cat.products, (p) => `${p.name} ${p.name_en}（${p.masks_per_pack} 个/包）`, '请选择 Choose a mask type');
+  onDistrict(form);
+  form.elements.district.addEventListener('change', () => onDistrict(form));
+  form.elements.pharmacy_id.addEventListener('change', () => {
+    const p = byId(cat.pharmacies, form.elements.pharmacy_id.value);
+    document.getElementById('pharmacy-address').textContent = p ? `${p.address} · ${p.name_en}` : '';
+  });
+  form.addEventListener('submit', reserve);
+  document.getElementById('status-form').addEventListener('submit', status);
+  document.getElementById('lookup-form').addEventListener('submit', lookup);
+  document.getElementById('proof-form').addEventListener('submit', proof);
+  let last = null;
+  try { last = localStorage.getItem(LAST_TICKET_KEY); } catch (_) { /* private mode */ }
+  if (last) for (const f of ['status-form', 'proof-form']) document.querySelector(`#${f} [name=ticket_id]`).value = last;
+  document.querySelector('#proof-form [name=date]').value =
+    new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(new Date());
+  window.addEventListener('hashchange', route);
+  route();
+}
+
+document.addEventListener('DOMContentLoaded', boot);

@@ -1,1 +1,200 @@
-fn main() {}
+//! `notary`: verify, replay and prove a sealed snapshot directory with no
+//! database, broker or network (DESIGN.md, "Who uses it": notary, pharma group).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use lottery::sample::{generate, SampleOptions};
+use lottery::sign::parse_public_key_file;
+use lottery::verify::{replay_dir, verify_dir_with_progress};
+
+#[derive(Parser)]
+#[command(name = "notary", version, about = "Verify, replay and prove maskdraw's sealed snapshot directories")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every check on a sealed (or sealed and drawn) directory; one line per
+    /// check, `PASS <check>` or `FAIL <check>: <why>`; exit 0 only if all pass.
+    Verify {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// The authority's pinned public key file (64 hex + LF).
+        #[arg(long)]
+        key: PathBuf,
+        /// The previous day's directory, to check the seal chain link.
+        #[arg(long)]
+        previous: Option<PathBuf>,
+    },
+    /// Recompute result.csv, pools.csv and spill.csv into OUTDIR from seal.txt,
+    /// stock.csv, entrants.csv and draw.txt's reveal:/material: lines.
+    Replay {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// Where to write the three files.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print one ticket's inclusion proof, rolls, cutoffs and result as JSON.
+    Proof {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// The ticket id (ULID).
+        ticket_id: String,
+    },
+    /// Write a synthetic sealed and drawn directory, signed by a throwaway key
+    /// derived from the seed (authority.pub is written beside the files).
+    Sample {
+        /// Where to write it.
+        outdir: PathBuf,
+        /// Number of entrants.
+        #[arg(long)]
+        entrants: u64,
+        /// Number of pharmacies (two products each).
+        #[arg(long)]
+        pharmacies: u32,
+        /// Seed of every random choice and of the key.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// An indicatif bar behind the library's progress trait; hidden when stderr
+/// is not a terminal.
+struct Bar {
+    bar: ProgressBar,
+}
+
+impl Bar {
+    fn new() -> Self {
+        Self {
+            bar: ProgressBar::hidden(),
+        }
+    }
+}
+
+impl lottery::Progress for Bar {
+    fn start(&self, stage: &str, total: u64) {
+        self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.bar.reset();
+        if total == 0 {
+            self.bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            self.bar.enable_steady_tick(Duration::from_millis(120));
+        } else {
+            self.bar.set_length(total);
+            self.bar.set_style(
+                ProgressStyle::with_template("{msg:<20} [{bar:40}] {percent:>3}% {elapsed} eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+        }
+        self.bar.set_message(stage.to_string());
+    }
+    fn set(&self, done: u64) {
+        self.bar.set_position(done);
+    }
+    fn finish(&self) {
+        self.bar.disable_steady_tick();
+        self.bar.finish_and_clear();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Verify { dir, key, previous } => verify(&dir, &key, previous.as_deref()),
+        Command::Replay { dir, out } => replay(&dir, &out).map(|()| ExitCode::SUCCESS),
+        Command::Proof { dir, ticket_id } => proof(&dir, &ticket_id),
+        Command::Sample {
+            outdir,
+            entrants,
+            pharmacies,
+            seed,
+        } => sample(&outdir, entrants, pharmacies, seed).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("notary: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn verify(dir: &Path, key: &Path, previous: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let key_bytes = std::fs::read(key).with_context(|| format!("cannot read key file {}", key.display()))?;
+    let key = parse_public_key_file(&key_bytes).with_context(|| format!("key file {}", key.display()))?;
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a directory", dir.display());
+    }
+    let report = verify_dir_with_progress(dir, &key, previous, &Bar::new());
+    print!("{report}");
+    Ok(if report.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn replay(dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let replayed = replay_dir(dir, &Bar::new())?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for (name, bytes) in [
+        ("result.csv", &replayed.result_csv),
+        ("pools.csv", &replayed.pools_csv),
+        ("spill.csv", &replayed.spill_csv),
+    ] {
+        let path = out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    eprintln!(
+        "replayed with seed {}: {} winners written to {}",
+        hex::encode(replayed.seed),
+        replayed.winners,
+        out.display()
+    );
+    Ok(())
+}
+
+fn proof(dir: &Path, ticket_id: &str) -> anyhow::Result<ExitCode> {
+    match lottery::proof::ticket_proof(dir, ticket_id) {
+        Ok(p) => {
+            println!("{}", serde_json::to_string_pretty(&p)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ lottery::proof::ProofError::UnknownTicket(_)) => {
+            eprintln!("notary: {e}");
+            Ok(ExitCode::from(3))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn sample(outdir: &Path, entrants: u64, pharmacies: u32, seed: u64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let options = SampleOptions {
+        entrants,
+        pharmacies,
+        seed,
+    };
+    let s = generate(outdir, &options, &Bar::new())?;
+    println!("sample written to {}", outdir.display());
+    println!("  entrants            {}", s.entrants);
+    println!("  pharmacies          {} in {} districts, {} pools", s.pharmacies, s.districts, s.pools);
+    println!("  packs               {}", s.packs);
+    println!("  oversubscribed      {} pools", s.oversubscribed_pools);
+    println!("  winners             {} in roll one, {} in roll two", s.winners_roll_one, s.winners_roll_two);
+    println!("  spill groups        {}", s.spill_groups);
+    println!("  entrants_root       {}", hex::encode(s.root));
+    println!("  seal_id             {}", hex::encode(s.seal_id));
+    println!("  key                 {} (throwaway, derived from --seed {seed})", hex::encode(s.public_key.to_bytes()));
+    println!("  took                {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! Tamper tests: every single-byte change to any file of a sealed and drawn
+//! directory makes `verify` fail, with the authority key pinned outside the
+//! directory. Source day: tests/vectors/v1-small (a copy of shared/vectors/v1-small).
+
+mod common;
+
+use std::path::Path;
+
+use common::{read, vector_dir};
+use lottery::sign::parse_public_key_file;
+use lottery::verify::verify_dir;
+
+const SEAL_FILES: [&str; 5] = ["entrants.csv", "stock.csv", "seal.txt", "seal.sig", "authority.pub"];
+const DRAW_FILES: [&str; 5] = ["draw.txt", "draw.sig", "result.csv", "pools.csv", "spill.csv"];
+
+fn copy_day(to: &Path, files: &[&str]) {
+    for f in files {
+        std::fs::copy(vector_dir("v1-small").join(f), to.join(f)).unwrap();
+    }
+}
+
+/// Replacement bytes tried at each position, rotated so every position gets a
+/// different kind of change: a low bit, the ASCII case bit, a LF, a NUL, a
+/// high bit (not UTF-8 on its own), a space.
+fn replacement(original: u8, position: usize) -> u8 {
+    let candidates = [original ^ 0x01, original ^ 0x20, b'\n', 0, original ^ 0x80, b' '];
+    let mut k = position % candidates.len();
+    while candidates[k] == original {
+        k = (k + 1) % candidates.len();
+    }
+    candidates[k]
+}
+
+fn tamper_every_byte(dir: &Path, files: &[&str]) -> usize {
+    let key = parse_public_key_file(&read("v1-small", "authority.pub")).unwrap();
+    assert!(verify_dir(dir, &key, None).all_passed(), "{}", verify_dir(dir, &key, None));
+    let mut cases = 0;
+    for f in files {
+        let path = dir.join(f);
+        let original = std::fs::read(&path).unwrap();
+        for pos in 0..original.len() {
+            let mut changed = original.clone();
+            changed[pos] = replacement(original[pos], pos);
+            std::fs::write(&path, &changed).unwrap();
+            let report = verify_dir(dir, &key, None);
+            assert!(!report.all_passed(), "{f} byte {pos} changed to {:#04x} still verifies", changed[pos]);
+            cases += 1;
+        }
+        // Removing the last byte (the final LF) and appending one are changes too.
+        for changed in [original[..original.len() - 1].to_vec(), [&original[..], b"\n"].concat()] {
+            std::fs::write(&path, &changed).unwrap();
+            assert!(!verify_dir(dir, &key, None).all_passed(), "{f} truncated/extended still verifies");
+            cases += 1;
+        }
+        std::fs::write(&path, &original).unwrap();
+    }
+    cases
+}
+
+#[test]
+fn every_single_byte_change_to_a_drawn_directory_fails_verification() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_day(tmp.path(), &SEAL_FILES);
+    copy_day(tmp.path(), &DRAW_FILES);
+    let all: Vec<&str> = SEAL_FILES.iter().chain(DRAW_FILES.iter()).copied().collect();
+    assert!(tamper_every_byte(tmp.path(), &all) > 6000);
+}
+
+#[test]
+fn every_single_byte_change_to_a_sealed_only_directory_fails_verification() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_day(tmp.path(), &SEAL_FILES);
+    assert!(tamper_every_byte(tmp.path(), &SEAL_FILES) > 3000);
+}
+
+#[test]
+fn a_missing_or_extra_draw_file_fails_verification() {
+    let key = parse_public_key_file(&read("v1-small", "authority.pub")).unwrap();
+    for missing in DRAW_FILES {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_day(tmp.path(), &SEAL_FILES);
+        copy_day(tmp.path(), &DRAW_FILES);
+        std::fs::remove_file(tmp.path().join(missing)).unwrap();
+        assert!(!verify_dir(tmp.path(), &key, None).all_passed(), "without {missing}");
+    }
+}
+
+#[test]
+fn a_directory_signed_by_another_key_fails_verification() {
+    let other = lottery::sample::sample_key(99).verifying_key();
+    let report = verify_dir(&vector_dir("v1-small"), &other, None);
+    let failed: Vec<&str> = report.failures().map(|c| c.name.as_str()).collect();
+    assert!(failed.contains(&"seal.sig is the authority's signature of seal.txt"), "{failed:?}");
+    assert!(failed.contains(&"draw.sig is the authority's signature of draw.txt"), "{failed:?}");
+}

@@ -101,11 +101,11 @@ async function call(method, path, body, headers) {
   }
   let json = null;
   if ((res.headers.get('Content-Type') || '').includes('json')) json = await res.json().catch(() => null);
-  let retryAfter = 0;
-  if (res.status === 429 || res.status === 503) {
-    retryAfter = retryAfterSeconds(res.headers.get('Retry-After'));
-    noteOverload(retryAfter);
-  }
+  // 429/503 always mean "wait"; other answers (409 request_in_progress) only when they say so.
+  const overloaded = res.status === 429 || res.status === 503;
+  const header = res.headers.get('Retry-After');
+  const retryAfter = overloaded || header ? retryAfterSeconds(header) : 0;
+  if (overloaded) noteOverload(retryAfter);
   return { status: res.status, json, retryAfter };
 }
 
@@ -180,6 +180,8 @@ function renderTicket(t, ticketId) {
       row('状态', 'Status', el('b', { class: `st-${t.status}` }, labelled(STATUS, t.status))),
       t.pharmacy_id ? row('药店', 'Pharmacy', pharmacyName(t.pharmacy_id)) : null,
       t.product_id ? row('口罩', 'Mask type', productName(t.product_id)) : null,
+      t.flexible != null ? row('服从分配', 'Flexible', bi(t.flexible ? '是' : '否', t.flexible ? 'yes' : 'no')) : null,
+      t.accepted_at ? row('受理时间', 'Accepted at', when(t.accepted_at)) : null,
       t.valid_until ? row('有效期至', 'Valid until', when(t.valid_until)) : null),
     draws.length === 0 ? el('p', { class: 'note' }, bi('尚未参加摇号', 'Not in a draw yet')) :
       el('table', null,
@@ -235,8 +237,9 @@ async function reserve(ev) {
     document.querySelector('#status-form [name=ticket_id]').value = r.json.ticket_id;
     return show(out, 'ok', el('p', null, bi('预约已受理，请保存预约编号', 'Reservation accepted; keep the ticket id')), renderTicket(r.json));
   }
-  if (r.retryAfter) return countdown(out, button, Math.max(r.retryAfter, cat.gate.retry_after_seconds));
-  // A 4xx is a final answer for this content; a 5xx or a network error may have been
+  // Told to wait (429, 503, or 409 request_in_progress for this very key): keep the key.
+  if (r.retryAfter) return countdown(out, button, Math.max(r.retryAfter, r.status === 409 ? 1 : cat.gate.retry_after_seconds));
+  // Any other 4xx is a final answer for this content; a 5xx or a network error may have been
   // accepted anyway, so the key is kept for the retry.
   if (r.status >= 400 && r.status < 500) pending = null;
   failure(out, form, r);
@@ -274,10 +277,15 @@ async function lookup(ev) {
 
 // ---------------------------------------------------------------- proof
 
+// The fields of `notary proof` (lottery/src/proof.rs, TicketProof), in reading order.
 const PROOF_FIELDS = [
-  ['leaf_index', '名单行号', 'Line in entrants.csv (from 0)'], ['root', '默克尔根', 'Merkle root (entrants_root)'],
-  ['audit_path', '审计路径', 'Audit path'], ['roll_1', '第一轮随机数', 'Roll one'],
-  ['roll_2', '第二轮随机数', 'Roll two'], ['cutoff', '中签线', 'Cutoff'], ['won', '是否中签', 'Won'],
+  ['leaf_index', '名单行号', 'Line in entrants.csv (from 0)'], ['tree_size', '名单人数', 'Entrants'],
+  ['leaf', '您的名单行', 'Your line'], ['leaf_hash', '行哈希', 'Leaf hash'], ['audit_path', '审计路径', 'Audit path'],
+  ['root', '默克尔根', 'Merkle root (entrants_root)'], ['path_verifies', '路径验证通过', 'Path verifies'],
+  ['seal_id', '封存编号', 'Seal id'], ['flexible', '服从分配', 'Flexible'], ['seed', '种子', 'Seed'],
+  ['roll_1', '第一轮随机数', 'Roll one'], ['roll_2', '第二轮随机数', 'Roll two'], ['cutoff', '中签线', 'Cutoff'],
+  ['pool_cutoff', '本药店中签线', 'Pool cutoff'], ['spill_cutoff', '本区调剂中签线', 'Spill cutoff'],
+  ['won', '是否中签', 'Won'], ['won_roll', '中签轮次', 'Winning roll'], ['won_at', '取货药店', 'Pickup pharmacy'],
 ];
 
 function fillProof(ticketId, date) {
@@ -300,7 +308,8 @@ async function proof(ev) {
   const r = await call('GET', `${API}/${id}/proof?date=${date}`);
   if (r.status !== 200 || !r.json) return failure(out, form, r);
   const p = r.json;
-  const value = (k) => (k === 'won' ? bi(p.won ? '是' : '否', p.won ? 'yes' : 'no')
+  const value = (k) => (typeof p[k] === 'boolean' ? bi(p[k] ? '是' : '否', p[k] ? 'yes' : 'no')
+    : k === 'won_at' && p[k] ? pharmacyName(p[k])
     : Array.isArray(p[k]) ? el('ol', { start: 0 }, p[k].map((h) => el('li', null, el('code', null, h))))
     : el('code', null, p[k] == null ? '—' : String(p[k])));
   const file = `data:application/json;charset=utf-8,${encodeURIComponent(JSON.stringify(p, null, 2) + '\n')}`;

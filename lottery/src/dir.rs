@@ -17,7 +17,10 @@ use crate::draw::{draw, DrawError, DrawOutcome};
 use crate::merkle::{complete_group_root, Hash, MerkleStream, GROUP_BITS, GROUP_LINES};
 use crate::sign::sign;
 use crate::snapshot::{check_pools, parse_stock, stock_csv, Entrant, SnapshotError, StockLine};
-use crate::text::{check_date, check_material, check_party, check_reveals, check_timestamp, Commit, DrawText, Reveal, SealText, SeedText, TextError};
+use crate::text::{
+    check_date, check_material, check_party, check_reveals, check_timestamp, Commit, DrawText,
+    Reveal, SealText, SeedText, TextError,
+};
 use crate::{NoProgress, Progress};
 
 /// Why a directory could not be written.
@@ -80,7 +83,10 @@ pub fn check_entrants(entrants: &[Entrant], stock: &[StockLine]) -> Result<(), S
             return Err(SnapshotError::TicketOrder { line: i as u64 + 2 });
         }
     }
-    let mut tags: Vec<u128> = entrants.par_iter().map(|e| u128::from_be_bytes(e.person_tag.0)).collect();
+    let mut tags: Vec<u128> = entrants
+        .par_iter()
+        .map(|e| u128::from_be_bytes(e.person_tag.0))
+        .collect();
     tags.par_sort_unstable();
     if tags.par_windows(2).any(|w| w[0] == w[1]) {
         let mut seen = std::collections::HashMap::new();
@@ -99,7 +105,11 @@ pub fn check_entrants(entrants: &[Entrant], stock: &[StockLine]) -> Result<(), S
 
 /// Writes `entrants.csv`, hashing it on every core as it goes; returns the
 /// tree head.
-fn write_entrants(path: &Path, entrants: &[Entrant], progress: &dyn Progress) -> Result<Hash, DirError> {
+fn write_entrants(
+    path: &Path,
+    entrants: &[Entrant],
+    progress: &dyn Progress,
+) -> Result<Hash, DirError> {
     let file = File::create(path).map_err(io_err(path))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut stream = MerkleStream::new();
@@ -141,7 +151,13 @@ fn write_entrants(path: &Path, entrants: &[Entrant], progress: &dyn Progress) ->
 ///
 /// # Errors
 /// [`DirError`] when a rule or field is broken or a write fails.
-pub fn write_seal(dir: &Path, entrants: &[Entrant], stock: &[StockLine], fields: &SealFields, key: &SigningKey) -> Result<SealText, DirError> {
+pub fn write_seal(
+    dir: &Path,
+    entrants: &[Entrant],
+    stock: &[StockLine],
+    fields: &SealFields,
+    key: &SigningKey,
+) -> Result<SealText, DirError> {
     write_seal_with_progress(dir, entrants, stock, fields, key, &NoProgress)
 }
 
@@ -158,14 +174,23 @@ pub fn write_seal_with_progress(
     progress: &dyn Progress,
 ) -> Result<SealText, DirError> {
     if !check_date(&fields.draw_date) {
-        return Err(DirError::Field(format!("draw_date {:?} is not YYYY-MM-DD", fields.draw_date)));
+        return Err(DirError::Field(format!(
+            "draw_date {:?} is not YYYY-MM-DD",
+            fields.draw_date
+        )));
     }
     if !check_timestamp(&fields.cutoff) {
-        return Err(DirError::Field(format!("cutoff {:?} is not YYYY-MM-DDTHH:MM:SSZ", fields.cutoff)));
+        return Err(DirError::Field(format!(
+            "cutoff {:?} is not YYYY-MM-DDTHH:MM:SSZ",
+            fields.cutoff
+        )));
     }
     for (i, c) in fields.commits.iter().enumerate() {
         if !check_party(&c.party) || fields.commits[..i].iter().any(|o| o.party == c.party) {
-            return Err(DirError::Field(format!("party {:?} is invalid or repeated", c.party)));
+            return Err(DirError::Field(format!(
+                "party {:?} is invalid or repeated",
+                c.party
+            )));
         }
     }
     let stock_bytes = stock_csv(stock);
@@ -209,7 +234,8 @@ pub fn write_draw(
     check_reveals(&seal.commits, &reveals)?;
     if !check_material(&material) {
         return Err(DirError::Field(
-            "material must be one non-empty line without control characters or surrounding spaces".into(),
+            "material must be one non-empty line without control characters or surrounding spaces"
+                .into(),
         ));
     }
     let seed_text = SeedText {

@@ -40,7 +40,9 @@ pub enum DrawError {
         index: u64,
     },
     /// An entrant names a pool missing from the stock.
-    #[error("entrant {index} names pool ({pharmacy_id}, {product_id}), which the stock does not list")]
+    #[error(
+        "entrant {index} names pool ({pharmacy_id}, {product_id}), which the stock does not list"
+    )]
     UnknownPool {
         /// 0-based entrant index.
         index: u64,
@@ -49,6 +51,10 @@ pub enum DrawError {
         /// Product.
         product_id: String,
     },
+    /// The entrants given are not the whole snapshot (a scan that stopped at a
+    /// broken rule or had no pool index).
+    #[error("the entrants are incomplete: the scan stopped at a broken rule or had no stock")]
+    Incomplete,
     /// A group's leftover packs do not fit in a u64.
     #[error("leftover packs of group ({district_id}, {product_id}) overflow")]
     PacksOverflow {
@@ -154,7 +160,11 @@ pub struct DrawOutcome {
 /// # Errors
 /// [`DrawError`] when entrants or stock are out of order, an entrant names an
 /// unlisted pool, or counts overflow.
-pub fn draw(entrants: &[Entrant], stock: &[StockLine], seed: &[u8; 32]) -> Result<DrawOutcome, DrawError> {
+pub fn draw(
+    entrants: &[Entrant],
+    stock: &[StockLine],
+    seed: &[u8; 32],
+) -> Result<DrawOutcome, DrawError> {
     if entrants.len() as u64 > u64::from(u32::MAX) {
         return Err(DrawError::TooManyEntrants {
             count: entrants.len() as u64,
@@ -162,24 +172,29 @@ pub fn draw(entrants: &[Entrant], stock: &[StockLine], seed: &[u8; 32]) -> Resul
     }
     for (i, w) in stock.windows(2).enumerate() {
         if w[1].pool() <= w[0].pool() {
-            return Err(DrawError::StockNotSorted { index: i as u64 + 1 });
+            return Err(DrawError::StockNotSorted {
+                index: i as u64 + 1,
+            });
         }
     }
     for (i, w) in entrants.windows(2).enumerate() {
         if w[1].ticket_id <= w[0].ticket_id {
-            return Err(DrawError::EntrantsNotSorted { index: i as u64 + 1 });
+            return Err(DrawError::EntrantsNotSorted {
+                index: i as u64 + 1,
+            });
         }
     }
     let index = PoolIndex::new(stock);
     let mut entries = Vec::with_capacity(entrants.len());
     for (i, e) in entrants.iter().enumerate() {
-        let pool = index
-            .get(&e.pharmacy_id, &e.product_id)
-            .ok_or_else(|| DrawError::UnknownPool {
-                index: i as u64,
-                pharmacy_id: e.pharmacy_id.to_string(),
-                product_id: e.product_id.to_string(),
-            })?;
+        let pool =
+            index
+                .get(&e.pharmacy_id, &e.product_id)
+                .ok_or_else(|| DrawError::UnknownPool {
+                    index: i as u64,
+                    pharmacy_id: e.pharmacy_id.to_string(),
+                    product_id: e.product_id.to_string(),
+                })?;
         entries.push(pack_entry(pool, e.flexible));
     }
     let core = run(&entries, stock, seed)?;
@@ -209,7 +224,11 @@ pub(crate) struct Core {
 
 /// The draw over packed entries (`pool << 1 | flexible`, pools valid for
 /// `stock`, entrants in ticket order).
-pub(crate) fn run(entries: &[u32], stock: &[StockLine], seed: &[u8; 32]) -> Result<Core, DrawError> {
+pub(crate) fn run(
+    entries: &[u32],
+    stock: &[StockLine],
+    seed: &[u8; 32],
+) -> Result<Core, DrawError> {
     let n = entries.len();
     let pools_n = stock.len();
     // Counting sort of entrants by pool; each pool's members stay ascending.
@@ -283,7 +302,10 @@ pub(crate) fn run(entries: &[u32], stock: &[StockLine], seed: &[u8; 32]) -> Resu
     // Roll two: groups by (district, product), ascending.
     let mut groups: BTreeMap<(Ident, Ident), Vec<u32>> = BTreeMap::new();
     for (p, s) in stock.iter().enumerate() {
-        groups.entry((s.district_id, s.product_id)).or_default().push(p as u32);
+        groups
+            .entry((s.district_id, s.product_id))
+            .or_default()
+            .push(p as u32);
     }
     let mut open: Vec<((Ident, Ident), Vec<u32>, u64)> = Vec::new();
     for (key, group_pools) in groups {
@@ -300,7 +322,11 @@ pub(crate) fn run(entries: &[u32], stock: &[StockLine], seed: &[u8; 32]) -> Resu
             open.push((key, group_pools, leftover));
         }
     }
-    let roll2 = if open.is_empty() { Vec::new() } else { rolls(seed, SPILL_ROLL, n) };
+    let roll2 = if open.is_empty() {
+        Vec::new()
+    } else {
+        rolls(seed, SPILL_ROLL, n)
+    };
     let roll_two: Vec<(SpillSummary, Vec<CoreWinner>)> = open
         .par_iter()
         .map(|((district_id, product_id), group_pools, leftover)| {
@@ -329,7 +355,9 @@ pub(crate) fn run(entries: &[u32], stock: &[StockLine], seed: &[u8; 32]) -> Resu
                     .map(|&p| (pools[p as usize].leftover, Reverse(p)))
                     .collect();
                 for &(_, i) in ranked.iter() {
-                    let Some((left, Reverse(p))) = heap.pop() else { break };
+                    let Some((left, Reverse(p))) = heap.pop() else {
+                        break;
+                    };
                     spill_winners.push(CoreWinner {
                         index: i,
                         pool: p,
@@ -359,7 +387,11 @@ pub(crate) fn run(entries: &[u32], stock: &[StockLine], seed: &[u8; 32]) -> Resu
         winners.extend(ws);
     }
     winners.par_sort_unstable_by_key(|w| w.index);
-    Ok(Core { winners, pools, spill })
+    Ok(Core {
+        winners,
+        pools,
+        spill,
+    })
 }
 
 fn cutoff_text(c: Option<u64>) -> String {
@@ -368,7 +400,11 @@ fn cutoff_text(c: Option<u64>) -> String {
 
 impl Core {
     /// Bytes of `result.csv`, given each winner's ticket.
-    pub(crate) fn result_csv(&self, stock: &[StockLine], ticket: impl Fn(u32) -> TicketId) -> Vec<u8> {
+    pub(crate) fn result_csv(
+        &self,
+        stock: &[StockLine],
+        ticket: impl Fn(u32) -> TicketId,
+    ) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.winners.len() * 48);
         for w in &self.winners {
             let s = &stock[w.pool as usize];
@@ -418,7 +454,11 @@ impl Core {
         out.into_bytes()
     }
 
-    pub(crate) fn into_outcome(self, stock: &[StockLine], ticket: impl Fn(u32) -> TicketId) -> DrawOutcome {
+    pub(crate) fn into_outcome(
+        self,
+        stock: &[StockLine],
+        ticket: impl Fn(u32) -> TicketId,
+    ) -> DrawOutcome {
         let result_csv = self.result_csv(stock, &ticket);
         let pools_csv = self.pools_csv();
         let spill_csv = self.spill_csv();

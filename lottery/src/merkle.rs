@@ -218,7 +218,10 @@ pub fn root_of_leaf_hashes(leaves: &[Hash]) -> Hash {
                     || root_of_leaf_hashes(&leaves[k..]),
                 )
             } else {
-                (root_of_leaf_hashes(&leaves[..k]), root_of_leaf_hashes(&leaves[k..]))
+                (
+                    root_of_leaf_hashes(&leaves[..k]),
+                    root_of_leaf_hashes(&leaves[k..]),
+                )
             };
             node_hash(&l, &r)
         }
@@ -311,7 +314,13 @@ pub fn inclusion_proof(leaves: &[Hash], index: u64) -> Result<Vec<Hash>, MerkleE
         return Err(MerkleError::IndexOutOfRange { index, size });
     }
     let mut path = Vec::new();
-    path_of(index as usize, 0, leaves.len(), &mut |a, b| root_of_leaf_hashes(&leaves[a..b]), &mut path);
+    path_of(
+        index as usize,
+        0,
+        leaves.len(),
+        &mut |a, b| root_of_leaf_hashes(&leaves[a..b]),
+        &mut path,
+    );
     path.reverse();
     Ok(path)
 }
@@ -322,7 +331,10 @@ pub fn inclusion_proof(leaves: &[Hash], index: u64) -> Result<Vec<Hash>, MerkleE
 ///
 /// # Errors
 /// [`MerkleError::IndexOutOfRange`] when there are not that many lines.
-pub fn inclusion_proof_for_lines(bytes: &[u8], index: u64) -> Result<(Hash, Vec<Hash>, u64), MerkleError> {
+pub fn inclusion_proof_for_lines(
+    bytes: &[u8],
+    index: u64,
+) -> Result<(Hash, Vec<Hash>, u64), MerkleError> {
     let mut starts: Vec<usize> = vec![0];
     starts.extend(memchr::memchr_iter(b'\n', bytes).map(|p| p + 1));
     if starts.last() == Some(&bytes.len()) {
@@ -355,7 +367,13 @@ pub fn inclusion_proof_for_lines(bytes: &[u8], index: u64) -> Result<(Hash, Vec<
 }
 
 /// Pushes PATH(m, D[lo:hi]) root side first (the caller reverses).
-fn path_of(m: usize, lo: usize, hi: usize, mth: &mut dyn FnMut(usize, usize) -> Hash, out: &mut Vec<Hash>) {
+fn path_of(
+    m: usize,
+    lo: usize,
+    hi: usize,
+    mth: &mut dyn FnMut(usize, usize) -> Hash,
+    out: &mut Vec<Hash>,
+) {
     let n = hi - lo;
     if n <= 1 {
         return;
@@ -375,7 +393,12 @@ fn path_of(m: usize, lo: usize, hi: usize, mth: &mut dyn FnMut(usize, usize) -> 
 ///
 /// # Errors
 /// [`MerkleError::IndexOutOfRange`] or [`MerkleError::PathLength`].
-pub fn root_from_inclusion(index: u64, size: u64, leaf: &Hash, path: &[Hash]) -> Result<Hash, MerkleError> {
+pub fn root_from_inclusion(
+    index: u64,
+    size: u64,
+    leaf: &Hash,
+    path: &[Hash],
+) -> Result<Hash, MerkleError> {
     if index >= size {
         return Err(MerkleError::IndexOutOfRange { index, size });
     }
@@ -426,7 +449,13 @@ fn path_len(index: u64, size: u64) -> usize {
 ///
 /// # Errors
 /// Why the proof does not hold.
-pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, path: &[Hash], root: &Hash) -> Result<(), MerkleError> {
+pub fn verify_inclusion(
+    index: u64,
+    size: u64,
+    leaf: &Hash,
+    path: &[Hash],
+    root: &Hash,
+) -> Result<(), MerkleError> {
     let computed = root_from_inclusion(index, size, leaf, path)?;
     if &computed == root {
         Ok(())

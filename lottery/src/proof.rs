@@ -107,18 +107,23 @@ fn find_ticket<'a>(bytes: &'a [u8], ticket: &[u8; 26]) -> Option<(u64, &'a [u8])
 /// [`ProofError::UnknownTicket`] when the ticket was not sealed; the others
 /// for unreadable or invalid files.
 pub fn ticket_proof(dir: &Path, ticket_id: &str) -> Result<TicketProof, ProofError> {
-    let ticket = TicketId::parse(ticket_id.as_bytes()).map_err(|_| ProofError::BadTicketId(ticket_id.to_string()))?;
+    let ticket = TicketId::parse(ticket_id.as_bytes())
+        .map_err(|_| ProofError::BadTicketId(ticket_id.to_string()))?;
     let seal_bytes = read(dir, "seal.txt")?;
     let seal = SealText::parse(&seal_bytes).map_err(|e| ProofError::Invalid(e.to_string()))?;
     let entrants = read(dir, "entrants.csv")?;
-    let (index, line) = find_ticket(&entrants, ticket.as_bytes()).ok_or_else(|| ProofError::UnknownTicket(ticket_id.to_string()))?;
-    let entrant = Entrant::parse_line(line).map_err(|e| ProofError::Invalid(format!("entrants.csv line {}: {e}", index + 1)))?;
+    let (index, line) = find_ticket(&entrants, ticket.as_bytes())
+        .ok_or_else(|| ProofError::UnknownTicket(ticket_id.to_string()))?;
+    let entrant = Entrant::parse_line(line)
+        .map_err(|e| ProofError::Invalid(format!("entrants.csv line {}: {e}", index + 1)))?;
     let leaf_text = String::from_utf8_lossy(line).into_owned();
-    let (leaf, path, size) = inclusion_proof_for_lines(&entrants, index).map_err(|e| ProofError::Invalid(e.to_string()))?;
+    let (leaf, path, size) = inclusion_proof_for_lines(&entrants, index)
+        .map_err(|e| ProofError::Invalid(e.to_string()))?;
     drop(entrants);
     let path_verifies = verify_inclusion(index, size, &leaf, &path, &seal.entrants_root).is_ok();
 
-    let stock = parse_stock(&read(dir, "stock.csv")?).map_err(|e| ProofError::Invalid(format!("stock.csv {e}")))?;
+    let stock = parse_stock(&read(dir, "stock.csv")?)
+        .map_err(|e| ProofError::Invalid(format!("stock.csv {e}")))?;
     let pool = PoolIndex::new(&stock)
         .get(&entrant.pharmacy_id, &entrant.product_id)
         .ok_or_else(|| ProofError::Invalid("the ticket's pool is not in stock.csv".into()))?;
@@ -151,7 +156,8 @@ pub fn ticket_proof(dir: &Path, ticket_id: &str) -> Result<TicketProof, ProofErr
     if !dir.join("draw.txt").exists() {
         return Ok(proof);
     }
-    let drawn = DrawText::parse(&read(dir, "draw.txt")?).map_err(|e| ProofError::Invalid(e.to_string()))?;
+    let drawn =
+        DrawText::parse(&read(dir, "draw.txt")?).map_err(|e| ProofError::Invalid(e.to_string()))?;
     proof.drawn = true;
     proof.seed = Some(hex::encode(drawn.seed));
     proof.roll_1 = Some(format!("{:016x}", roll(&drawn.seed, POOL_ROLL, index)));
@@ -173,7 +179,8 @@ pub fn ticket_proof(dir: &Path, ticket_id: &str) -> Result<TicketProof, ProofErr
             .map(str::to_string);
     }
     let result = read(dir, "result.csv")?;
-    let hit = crate::merkle::memchr_lines(&result).find(|l| l.len() > 27 && &l[..26] == ticket.as_bytes() && l[26] == b',');
+    let hit = crate::merkle::memchr_lines(&result)
+        .find(|l| l.len() > 27 && &l[..26] == ticket.as_bytes() && l[26] == b',');
     proof.won = Some(hit.is_some());
     if let Some(l) = hit {
         let text = String::from_utf8_lossy(l);

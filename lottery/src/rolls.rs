@@ -47,9 +47,11 @@ pub fn fill_rolls(seed: &[u8; 32], stream: u64, start: u64, out: &mut [u64]) {
 pub fn rolls(seed: &[u8; 32], stream: u64, n: usize) -> Vec<u64> {
     let mut out = vec![0u64; n];
     const CHUNK: usize = 1 << 16;
-    out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| {
-        fill_rolls(seed, stream, (c * CHUNK) as u64, chunk);
-    });
+    out.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            fill_rolls(seed, stream, (c * CHUNK) as u64, chunk);
+        });
     out
 }
 

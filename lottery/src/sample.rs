@@ -119,14 +119,20 @@ fn ident(text: &str) -> Result<Ident, SampleError> {
 ///
 /// # Errors
 /// [`SampleError`] for options out of range or a failed write.
-pub fn generate(outdir: &Path, options: &SampleOptions, progress: &dyn Progress) -> Result<SampleSummary, SampleError> {
+pub fn generate(
+    outdir: &Path,
+    options: &SampleOptions,
+    progress: &dyn Progress,
+) -> Result<SampleSummary, SampleError> {
     let n = options.entrants;
     let p = options.pharmacies;
     if n > 500_000_000 {
         return Err(SampleError::Options("at most 500,000,000 entrants".into()));
     }
     if p == 0 || p > 99_999 {
-        return Err(SampleError::Options("pharmacies must be 1 to 99,999".into()));
+        return Err(SampleError::Options(
+            "pharmacies must be 1 to 99,999".into(),
+        ));
     }
     let master = master_seed(options.seed);
     let mut rng = ChaCha20Rng::from_seed(master);
@@ -141,7 +147,10 @@ pub fn generate(outdir: &Path, options: &SampleOptions, progress: &dyn Progress)
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         ranks.swap(i, j);
     }
-    let weights: Vec<f64> = ranks.iter().map(|&r| 1.0 / f64::from(r + 1).powf(1.1)).collect();
+    let weights: Vec<f64> = ranks
+        .iter()
+        .map(|&r| 1.0 / f64::from(r + 1).powf(1.1))
+        .collect();
     let total: f64 = weights.iter().sum();
     let mut cdf = Vec::with_capacity(weights.len());
     let mut acc = 0.0;
@@ -199,7 +208,9 @@ pub fn generate(outdir: &Path, options: &SampleOptions, progress: &dyn Progress)
                     let ph = cdf.partition_point(|&x| x < u).min(cdf.len() - 1);
                     let k = usize::from(uniform(&mut rng) >= product_share[0]);
                     let flexible = rng.next_u64() & 1 == 1;
-                    let random80 = (u128::from(rng.next_u64()) << 16 | u128::from(rng.next_u64() >> 48)) & ((1u128 << 80) - 1);
+                    let random80 = (u128::from(rng.next_u64()) << 16
+                        | u128::from(rng.next_u64() >> 48))
+                        & ((1u128 << 80) - 1);
                     // Strictly increasing milliseconds, so tickets ascend with i.
                     let time = start_ms + u128::from(i) * span_ms / u128::from(n.max(1));
                     let line = &stock[ph * 2 + k];
@@ -243,12 +254,29 @@ pub fn generate(outdir: &Path, options: &SampleOptions, progress: &dyn Progress)
         .into_iter()
         .map(|(party, secret)| Reveal { party, secret })
         .collect();
-    let (_, outcome) = write_draw(outdir, &entrants, &stock, &seal, reveals, format!("sample seed {}", options.seed), &key)?;
+    let (_, outcome) = write_draw(
+        outdir,
+        &entrants,
+        &stock,
+        &seal,
+        reveals,
+        format!("sample seed {}", options.seed),
+        &key,
+    )?;
     progress.finish();
     let pub_path = outdir.join("authority.pub");
-    std::fs::write(&pub_path, public_key_file(&key.verifying_key())).map_err(|source| DirError::Io { path: pub_path, source })?;
+    std::fs::write(&pub_path, public_key_file(&key.verifying_key())).map_err(|source| {
+        DirError::Io {
+            path: pub_path,
+            source,
+        }
+    })?;
 
-    let winners_roll_two = outcome.winners.iter().filter(|w| w.roll == crate::draw::Roll::Two).count() as u64;
+    let winners_roll_two = outcome
+        .winners
+        .iter()
+        .filter(|w| w.roll == crate::draw::Roll::Two)
+        .count() as u64;
     Ok(SampleSummary {
         entrants: n,
         pharmacies: p,

@@ -13,7 +13,9 @@ use std::sync::mpsc::sync_channel;
 use rayon::prelude::*;
 
 use crate::draw::pack_entry;
-use crate::merkle::{group_boundaries, leaf_hash, memchr_lines, node_hash, Hash, MerkleStream, GROUP_BITS};
+use crate::merkle::{
+    group_boundaries, leaf_hash, memchr_lines, node_hash, Hash, MerkleStream, GROUP_BITS,
+};
 use crate::snapshot::{Entrant, PoolIndex, SnapshotError};
 
 /// Bytes read per batch.
@@ -56,7 +58,13 @@ struct GroupOut {
     error: Option<SnapshotError>,
 }
 
-fn process_group(bytes: &[u8], first_line: u64, pools: Option<&PoolIndex>, unterminated_last: bool, parse: bool) -> GroupOut {
+fn process_group(
+    bytes: &[u8],
+    first_line: u64,
+    pools: Option<&PoolIndex>,
+    unterminated_last: bool,
+    parse: bool,
+) -> GroupOut {
     let mut out = GroupOut {
         hashes: Vec::with_capacity(1 << GROUP_BITS),
         ..GroupOut::default()
@@ -85,7 +93,10 @@ fn process_group(bytes: &[u8], first_line: u64, pools: Option<&PoolIndex>, unter
         let e = match Entrant::parse_line(line) {
             Ok(e) => e,
             Err(reason) => {
-                out.error = Some(SnapshotError::Grammar { line: number, reason });
+                out.error = Some(SnapshotError::Grammar {
+                    line: number,
+                    reason,
+                });
                 continue;
             }
         };
@@ -133,7 +144,11 @@ fn reduce_complete(mut hashes: Vec<Hash>) -> Hash {
 /// # Errors
 /// Only I/O errors of the reader; rule violations are reported in
 /// [`EntrantScan::error`].
-pub fn scan_entrants<R: Read + Send>(reader: R, pools: Option<&PoolIndex>, progress: &(dyn Fn(u64) + Sync)) -> io::Result<EntrantScan> {
+pub fn scan_entrants<R: Read + Send>(
+    reader: R,
+    pools: Option<&PoolIndex>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> io::Result<EntrantScan> {
     let mut stream = MerkleStream::new();
     let mut error: Option<SnapshotError> = None;
     let mut entries: Vec<u32> = Vec::new();
@@ -209,7 +224,10 @@ pub fn scan_entrants<R: Read + Send>(reader: R, pools: Option<&PoolIndex>, progr
             }
             for (out, root) in outs {
                 match root {
-                    Some(r) => stream.push_subtree(GROUP_BITS, r).then_some(()).ok_or_else(|| io::Error::other("misaligned group"))?,
+                    Some(r) => stream
+                        .push_subtree(GROUP_BITS, r)
+                        .then_some(())
+                        .ok_or_else(|| io::Error::other("misaligned group"))?,
                     None => out.hashes.iter().for_each(|h| stream.push_leaf_hash(*h)),
                 }
                 if error.is_some() {
@@ -255,7 +273,11 @@ pub fn scan_entrants<R: Read + Send>(reader: R, pools: Option<&PoolIndex>, progr
 ///
 /// # Errors
 /// I/O errors opening or reading the file.
-pub fn scan_entrants_file(path: &std::path::Path, pools: Option<&PoolIndex>, progress: &(dyn Fn(u64) + Sync)) -> io::Result<EntrantScan> {
+pub fn scan_entrants_file(
+    path: &std::path::Path,
+    pools: Option<&PoolIndex>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> io::Result<EntrantScan> {
     let mut scan = scan_entrants(std::fs::File::open(path)?, pools, progress)?;
     if scan.duplicate_tag {
         let clean = scan.tickets.len() as u64;
@@ -291,7 +313,10 @@ pub fn first_duplicate_tag<R: Read>(reader: R, limit: u64) -> io::Result<Option<
         let mut tag = [0u8; 32];
         tag.copy_from_slice(&body[body.len() - 32..]);
         if let Some(&first_line) = seen.get(&tag) {
-            return Ok(Some(SnapshotError::DuplicatePersonTag { line: number, first_line }));
+            return Ok(Some(SnapshotError::DuplicatePersonTag {
+                line: number,
+                first_line,
+            }));
         }
         seen.insert(tag, number);
     }

@@ -28,7 +28,10 @@ pub enum SignError {
 }
 
 fn parse_hex_file<const N: usize>(what: &'static str, bytes: &[u8]) -> Result<[u8; N], SignError> {
-    let err = SignError::Format { what, hex_len: 2 * N };
+    let err = SignError::Format {
+        what,
+        hex_len: 2 * N,
+    };
     let Some(body) = bytes.strip_suffix(b"\n") else {
         return Err(err);
     };
@@ -48,10 +51,15 @@ pub fn sign(key: &SigningKey, message: &[u8]) -> String {
 ///
 /// # Errors
 /// [`SignError::Format`] or [`SignError::BadSignature`].
-pub fn verify_signature(key: &VerifyingKey, message: &[u8], sig_file: &[u8]) -> Result<(), SignError> {
+pub fn verify_signature(
+    key: &VerifyingKey,
+    message: &[u8],
+    sig_file: &[u8],
+) -> Result<(), SignError> {
     let bytes: [u8; 64] = parse_hex_file("signature file", sig_file)?;
     let sig = Signature::from_bytes(&bytes);
-    key.verify_strict(message, &sig).map_err(|_| SignError::BadSignature)
+    key.verify_strict(message, &sig)
+        .map_err(|_| SignError::BadSignature)
 }
 
 /// Parses `authority.pub`.
@@ -91,7 +99,10 @@ mod tests {
     /// RFC 8032 §7.1 TEST 1: empty message.
     #[test]
     fn rfc8032_test_1_signs_and_verifies() {
-        let key = parse_secret_key_file(b"9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\n").unwrap();
+        let key = parse_secret_key_file(
+            b"9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\n",
+        )
+        .unwrap();
         assert_eq!(
             public_key_file(&key.verifying_key()),
             "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a\n"
@@ -107,6 +118,8 @@ mod tests {
             Err(SignError::BadSignature)
         );
         assert!(verify_signature(&key.verifying_key(), b"", sig.trim_end().as_bytes()).is_err());
-        assert!(verify_signature(&key.verifying_key(), b"", sig.to_uppercase().as_bytes()).is_err());
+        assert!(
+            verify_signature(&key.verifying_key(), b"", sig.to_uppercase().as_bytes()).is_err()
+        );
     }
 }

@@ -33,7 +33,9 @@ pub enum SnapshotError {
         line: u64,
     },
     /// `stock.csv` is not strictly ascending by (`pharmacy_id`, `product_id`).
-    #[error("line {line}: (pharmacy_id, product_id) is not strictly greater than the previous line's")]
+    #[error(
+        "line {line}: (pharmacy_id, product_id) is not strictly greater than the previous line's"
+    )]
     StockOrder {
         /// 1-based line number.
         line: u64,
@@ -130,9 +132,9 @@ impl TicketId {
     /// The 128-bit value of the ULID.
     #[must_use]
     pub fn to_u128(&self) -> u128 {
-        self.0
-            .iter()
-            .fold(0u128, |acc, &b| (acc << 5) | u128::from(CROCKFORD[b as usize]))
+        self.0.iter().fold(0u128, |acc, &b| {
+            (acc << 5) | u128::from(CROCKFORD[b as usize])
+        })
     }
 
     /// The ULID whose 128-bit value is `value`.
@@ -332,8 +334,10 @@ impl Entrant {
             .iter()
             .position(|&b| b == b',')
             .ok_or("wrong number of fields")?;
-        let pharmacy_id = Ident::parse(&middle[..comma]).map_err(|_| "pharmacy_id is not [A-Z0-9-]{1,16}")?;
-        let product_id = Ident::parse(&middle[comma + 1..]).map_err(|_| "product_id is not [A-Z0-9-]{1,16}")?;
+        let pharmacy_id =
+            Ident::parse(&middle[..comma]).map_err(|_| "pharmacy_id is not [A-Z0-9-]{1,16}")?;
+        let product_id =
+            Ident::parse(&middle[comma + 1..]).map_err(|_| "product_id is not [A-Z0-9-]{1,16}")?;
         Ok(Self {
             ticket_id,
             pharmacy_id,
@@ -403,7 +407,8 @@ impl StockLine {
             pharmacy_id: Ident::parse(ph).map_err(|_| "pharmacy_id is not [A-Z0-9-]{1,16}")?,
             district_id: Ident::parse(di).map_err(|_| "district_id is not [A-Z0-9-]{1,16}")?,
             product_id: Ident::parse(pr).map_err(|_| "product_id is not [A-Z0-9-]{1,16}")?,
-            packs: parse_decimal(pa).ok_or("packs is not a decimal integer without leading zeros")?,
+            packs: parse_decimal(pa)
+                .ok_or("packs is not a decimal integer without leading zeros")?,
         })
     }
 
@@ -618,7 +623,8 @@ impl PoolIndex {
 mod tests {
     use super::*;
 
-    const LINE: &[u8] = b"01KARC38627GVHHC7H1R7AQYA9,PH0004,SURG,0,1807dfaf1f7e42734f56d48f05e1ddfb";
+    const LINE: &[u8] =
+        b"01KARC38627GVHHC7H1R7AQYA9,PH0004,SURG,0,1807dfaf1f7e42734f56d48f05e1ddfb";
 
     #[test]
     fn an_entrant_line_round_trips() {
@@ -632,7 +638,10 @@ mod tests {
     fn a_ticket_id_round_trips_through_its_value() {
         let t = TicketId::parse(b"01KARC38627GVHHC7H1R7AQYA9").unwrap();
         assert_eq!(TicketId::from_u128(t.to_u128()), t);
-        assert_eq!(TicketId::from_u128(u128::MAX).as_str(), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+        assert_eq!(
+            TicketId::from_u128(u128::MAX).as_str(),
+            "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+        );
     }
 
     #[test]
@@ -666,7 +675,10 @@ mod tests {
         file.push(b'\n');
         file.extend_from_slice(LINE);
         file.push(b'\n');
-        assert_eq!(parse_entrants(&file), Err(SnapshotError::TicketOrder { line: 2 }));
+        assert_eq!(
+            parse_entrants(&file),
+            Err(SnapshotError::TicketOrder { line: 2 })
+        );
         // An unterminated last line is reported as such, whatever else is
         // wrong with it (the streaming scanner does the same).
         assert_eq!(

@@ -88,7 +88,11 @@ pub fn check_reveals(commits: &[Commit], reveals: &[Reveal]) -> Result<(), TextE
         let Some(c) = commits.get(index) else {
             return Err(TextError::Reveal {
                 index,
-                reason: format!("{} revealed but the seal has only {} commitments", r.party, commits.len()),
+                reason: format!(
+                    "{} revealed but the seal has only {} commitments",
+                    r.party,
+                    commits.len()
+                ),
             });
         };
         if c.party != r.party {
@@ -123,7 +127,10 @@ pub fn check_reveal(commit: &Commit, reveal: &Reveal) -> Result<(), TextError> {
     if commit.party != reveal.party {
         return Err(TextError::Reveal {
             index: 0,
-            reason: format!("party {} where the seal commits {}", reveal.party, commit.party),
+            reason: format!(
+                "party {} where the seal commits {}",
+                reveal.party, commit.party
+            ),
         });
     }
     if commitment(&reveal.secret) != commit.digest {
@@ -163,8 +170,14 @@ impl SealText {
         s.push_str(&format!("draw_date:{}\n", self.draw_date));
         s.push_str(&format!("cutoff:{}\n", self.cutoff));
         s.push_str(&format!("entrants:{}\n", self.entrants));
-        s.push_str(&format!("entrants_root:{}\n", hex::encode(self.entrants_root)));
-        s.push_str(&format!("stock_sha256:{}\n", hex::encode(self.stock_sha256)));
+        s.push_str(&format!(
+            "entrants_root:{}\n",
+            hex::encode(self.entrants_root)
+        ));
+        s.push_str(&format!(
+            "stock_sha256:{}\n",
+            hex::encode(self.stock_sha256)
+        ));
         match &self.previous {
             Some(p) => s.push_str(&format!("previous:{}\n", hex::encode(p))),
             None => s.push_str("previous:-\n"),
@@ -189,17 +202,33 @@ impl SealText {
         const F: &str = "seal.txt";
         let mut lines = Lines::new(F, bytes)?;
         lines.exact("maskdraw-seal-v1")?;
-        let draw_date = lines.field("draw_date", |v| check_date(v).then(|| v.to_string()).ok_or("not a YYYY-MM-DD date"))?;
-        let cutoff = lines.field("cutoff", |v| check_timestamp(v).then(|| v.to_string()).ok_or("not a YYYY-MM-DDTHH:MM:SSZ time"))?;
+        let draw_date = lines.field("draw_date", |v| {
+            check_date(v)
+                .then(|| v.to_string())
+                .ok_or("not a YYYY-MM-DD date")
+        })?;
+        let cutoff = lines.field("cutoff", |v| {
+            check_timestamp(v)
+                .then(|| v.to_string())
+                .ok_or("not a YYYY-MM-DDTHH:MM:SSZ time")
+        })?;
         let entrants = lines.field("entrants", |v| {
             parse_decimal(v.as_bytes()).ok_or("not a decimal count without leading zeros")
         })?;
         let entrants_root = lines.field("entrants_root", parse_hash)?;
         let stock_sha256 = lines.field("stock_sha256", parse_hash)?;
-        let previous = lines.field("previous", |v| if v == "-" { Ok(None) } else { parse_hash(v).map(Some) })?;
+        let previous = lines.field("previous", |v| {
+            if v == "-" {
+                Ok(None)
+            } else {
+                parse_hash(v).map(Some)
+            }
+        })?;
         let mut commits: Vec<Commit> = Vec::new();
         while let Some(rest) = lines.next_with_prefix("commit:")? {
-            let (party, digest) = rest.split_once(':').ok_or_else(|| lines.err("want commit:<party>:<64 hex>"))?;
+            let (party, digest) = rest
+                .split_once(':')
+                .ok_or_else(|| lines.err("want commit:<party>:<64 hex>"))?;
             if !check_party(party) {
                 return Err(lines.err("party is not [a-z0-9-]{1,32}"));
             }
@@ -303,9 +332,18 @@ impl DrawText {
         s.push_str(&format!("seal:{}\n", hex::encode(self.seal_id)));
         s.push_str(&format!("seed:{}\n", hex::encode(self.seed)));
         s.push_str(&format!("winners:{}\n", self.winners));
-        s.push_str(&format!("result_sha256:{}\n", hex::encode(self.result_sha256)));
-        s.push_str(&format!("pools_sha256:{}\n", hex::encode(self.pools_sha256)));
-        s.push_str(&format!("spill_sha256:{}\n", hex::encode(self.spill_sha256)));
+        s.push_str(&format!(
+            "result_sha256:{}\n",
+            hex::encode(self.result_sha256)
+        ));
+        s.push_str(&format!(
+            "pools_sha256:{}\n",
+            hex::encode(self.pools_sha256)
+        ));
+        s.push_str(&format!(
+            "spill_sha256:{}\n",
+            hex::encode(self.spill_sha256)
+        ));
         push_reveals_and_material(&mut s, &self.reveals, &self.material);
         s.into_bytes()
     }
@@ -363,7 +401,9 @@ fn push_reveals_and_material(s: &mut String, reveals: &[Reveal], material: &str)
 fn parse_reveals_and_material(lines: &mut Lines<'_>) -> Result<(Vec<Reveal>, String), TextError> {
     let mut reveals: Vec<Reveal> = Vec::new();
     while let Some(rest) = lines.next_with_prefix("reveal:")? {
-        let (party, secret) = rest.split_once(':').ok_or_else(|| lines.err("want reveal:<party>:<hex>"))?;
+        let (party, secret) = rest
+            .split_once(':')
+            .ok_or_else(|| lines.err("want reveal:<party>:<hex>"))?;
         if !check_party(party) {
             return Err(lines.err("party is not [a-z0-9-]{1,32}"));
         }
@@ -374,7 +414,8 @@ fn parse_reveals_and_material(lines: &mut Lines<'_>) -> Result<(Vec<Reveal>, Str
             return Err(lines.err("secret is not lowercase hex of at least 16 bytes"));
         }
         let mut bytes = vec![0u8; secret.len() / 2];
-        decode_lower_hex(secret.as_bytes(), &mut bytes).ok_or_else(|| lines.err("secret is not lowercase hex"))?;
+        decode_lower_hex(secret.as_bytes(), &mut bytes)
+            .ok_or_else(|| lines.err("secret is not lowercase hex"))?;
         reveals.push(Reveal {
             party: party.to_string(),
             secret: bytes,
@@ -399,7 +440,9 @@ pub fn check_material(v: &str) -> bool {
 /// A party name: `[a-z0-9-]{1,32}`.
 #[must_use]
 pub fn check_party(p: &str) -> bool {
-    (1..=32).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    (1..=32).contains(&p.len())
+        && p.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn parse_hash(v: &str) -> Result<Hash, &'static str> {
@@ -487,7 +530,11 @@ impl<'a> Lines<'a> {
                 reason: "byte order mark".into(),
             });
         }
-        Ok(Self { file, lines, pos: 0 })
+        Ok(Self {
+            file,
+            lines,
+            pos: 0,
+        })
     }
 
     fn err(&self, reason: impl Into<String>) -> TextError {
@@ -513,7 +560,11 @@ impl<'a> Lines<'a> {
         }
     }
 
-    fn field<T>(&mut self, key: &str, parse: impl FnOnce(&'a str) -> Result<T, &'static str>) -> Result<T, TextError> {
+    fn field<T>(
+        &mut self,
+        key: &str,
+        parse: impl FnOnce(&'a str) -> Result<T, &'static str>,
+    ) -> Result<T, TextError> {
         let line = self.next()?;
         let value = line
             .strip_prefix(key)
@@ -578,12 +629,18 @@ mod tests {
             party: "notary".into(),
             secret: vec![1u8; 15],
         };
-        assert!(matches!(check_reveal(&c, &short), Err(TextError::ShortSecret { .. })));
+        assert!(matches!(
+            check_reveal(&c, &short),
+            Err(TextError::ShortSecret { .. })
+        ));
     }
 
     #[test]
     fn the_commitment_hashes_the_secret_bytes_not_their_hex() {
-        assert_ne!(commitment(&[0xab; 16]), commitment(b"abababababababababababababababab"));
+        assert_ne!(
+            commitment(&[0xab; 16]),
+            commitment(b"abababababababababababababababab")
+        );
     }
 
     #[test]

@@ -82,7 +82,13 @@ impl fmt::Display for Report {
 }
 
 /// Names of the files a drawn directory adds to a sealed one.
-pub const DRAW_FILES: [&str; 5] = ["draw.txt", "draw.sig", "result.csv", "pools.csv", "spill.csv"];
+pub const DRAW_FILES: [&str; 5] = [
+    "draw.txt",
+    "draw.sig",
+    "result.csv",
+    "pools.csv",
+    "spill.csv",
+];
 
 fn sha256(bytes: &[u8]) -> Hash {
     Sha256::digest(bytes).into()
@@ -105,7 +111,12 @@ pub fn verify_dir(dir: &Path, key: &VerifyingKey, previous: Option<&Path>) -> Re
 
 /// [`verify_dir`] reporting progress over `entrants.csv` (in bytes).
 #[must_use]
-pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option<&Path>, progress: &dyn Progress) -> Report {
+pub fn verify_dir_with_progress(
+    dir: &Path,
+    key: &VerifyingKey,
+    previous: Option<&Path>,
+    progress: &dyn Progress,
+) -> Report {
     let mut r = Report::default();
 
     if dir.join("authority.pub").exists() {
@@ -126,11 +137,15 @@ pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option
     let seal: Result<SealText, String> = seal_bytes
         .clone()
         .and_then(|b| SealText::parse(&b).map_err(|e| e.to_string()));
-    r.add("seal.txt grammar", seal.as_ref().map(|_| ()).map_err(Clone::clone));
+    r.add(
+        "seal.txt grammar",
+        seal.as_ref().map(|_| ()).map_err(Clone::clone),
+    );
     r.add(
         "seal.sig is the authority's signature of seal.txt",
         match &seal_bytes {
-            Ok(b) => read(dir, "seal.sig").and_then(|sig| verify_signature(key, b, &sig).map_err(|e| e.to_string())),
+            Ok(b) => read(dir, "seal.sig")
+                .and_then(|sig| verify_signature(key, b, &sig).map_err(|e| e.to_string())),
             Err(e) => Err(cannot(e)),
         },
     );
@@ -140,7 +155,10 @@ pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option
     let stock: Result<Vec<StockLine>, String> = stock_bytes
         .clone()
         .and_then(|b| parse_stock(&b).map_err(|e| format!("stock.csv {e}")));
-    r.add("stock.csv grammar and order", stock.as_ref().map(|_| ()).map_err(Clone::clone));
+    r.add(
+        "stock.csv grammar and order",
+        stock.as_ref().map(|_| ()).map_err(Clone::clone),
+    );
     r.add(
         "stock_sha256 matches stock.csv",
         match (&seal, &stock_bytes) {
@@ -149,7 +167,11 @@ pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option
                 if got == s.stock_sha256 {
                     Ok(())
                 } else {
-                    Err(format!("stock.csv hashes to {}, seal.txt says {}", hex::encode(got), hex::encode(s.stock_sha256)))
+                    Err(format!(
+                        "stock.csv hashes to {}, seal.txt says {}",
+                        hex::encode(got),
+                        hex::encode(s.stock_sha256)
+                    ))
                 }
             }
             (Err(_), _) => Err(cannot("seal.txt is invalid")),
@@ -158,17 +180,22 @@ pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option
     );
 
     // The entrants: one streaming pass.
-    let size = std::fs::metadata(dir.join("entrants.csv")).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(dir.join("entrants.csv"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     progress.start("entrants.csv", size);
     let pools = stock.as_ref().ok().map(|s| PoolIndex::new(s));
     let scan: Result<EntrantScan, String> =
-        scan_entrants_file(&dir.join("entrants.csv"), pools.as_ref(), &|done| progress.set(done))
-            .map_err(|e| format!("cannot read entrants.csv: {e}"));
+        scan_entrants_file(&dir.join("entrants.csv"), pools.as_ref(), &|done| {
+            progress.set(done)
+        })
+        .map_err(|e| format!("cannot read entrants.csv: {e}"));
     progress.finish();
     r.add(
         "entrants.csv grammar, order, unique person_tag, listed pools",
         match &scan {
             Ok(s) => match &s.error {
+                None if s.duplicate_tag => Err("entrants.csv has a repeated person_tag".into()),
                 None if pools.is_none() => Err(cannot("stock.csv is invalid, pools not checked")),
                 None => Ok(()),
                 Some(e) => Err(format!("entrants.csv {e}")),
@@ -180,7 +207,10 @@ pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option
         "entrants count matches seal.txt",
         match (&seal, &scan) {
             (Ok(s), Ok(sc)) if s.entrants == sc.lines => Ok(()),
-            (Ok(s), Ok(sc)) => Err(format!("entrants.csv has {} lines, seal.txt says {}", sc.lines, s.entrants)),
+            (Ok(s), Ok(sc)) => Err(format!(
+                "entrants.csv has {} lines, seal.txt says {}",
+                sc.lines, s.entrants
+            )),
             (Err(_), _) => Err(cannot("seal.txt is invalid")),
             (_, Err(e)) => Err(cannot(e)),
         },
@@ -200,15 +230,26 @@ pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option
     );
 
     if let Some(prev) = previous {
-        r.add("previous seal links to this one", check_chain(prev, key, seal.as_ref().ok()));
+        r.add(
+            "previous seal links to this one",
+            check_chain(prev, key, seal.as_ref().ok()),
+        );
     }
 
     // The draw, when there is one.
-    let present: Vec<&str> = DRAW_FILES.iter().copied().filter(|f| dir.join(f).exists()).collect();
+    let present: Vec<&str> = DRAW_FILES
+        .iter()
+        .copied()
+        .filter(|f| dir.join(f).exists())
+        .collect();
     if present.is_empty() {
         return r;
     }
-    let missing: Vec<&str> = DRAW_FILES.iter().copied().filter(|f| !present.contains(f)).collect();
+    let missing: Vec<&str> = DRAW_FILES
+        .iter()
+        .copied()
+        .filter(|f| !present.contains(f))
+        .collect();
     r.add(
         "draw files complete",
         if missing.is_empty() {
@@ -221,11 +262,15 @@ pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option
     let drawn: Result<DrawText, String> = draw_bytes
         .clone()
         .and_then(|b| DrawText::parse(&b).map_err(|e| e.to_string()));
-    r.add("draw.txt grammar", drawn.as_ref().map(|_| ()).map_err(Clone::clone));
+    r.add(
+        "draw.txt grammar",
+        drawn.as_ref().map(|_| ()).map_err(Clone::clone),
+    );
     r.add(
         "draw.sig is the authority's signature of draw.txt",
         match &draw_bytes {
-            Ok(b) => read(dir, "draw.sig").and_then(|sig| verify_signature(key, b, &sig).map_err(|e| e.to_string())),
+            Ok(b) => read(dir, "draw.sig")
+                .and_then(|sig| verify_signature(key, b, &sig).map_err(|e| e.to_string())),
             Err(e) => Err(cannot(e)),
         },
     );
@@ -234,7 +279,11 @@ pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option
         "draw.txt names this seal",
         match (&drawn, seal_id) {
             (Ok(d), Some(id)) if d.seal_id == id => Ok(()),
-            (Ok(d), Some(id)) => Err(format!("draw.txt names seal {}, seal.txt is {}", hex::encode(d.seal_id), hex::encode(id))),
+            (Ok(d), Some(id)) => Err(format!(
+                "draw.txt names seal {}, seal.txt is {}",
+                hex::encode(d.seal_id),
+                hex::encode(id)
+            )),
             (Err(_), _) => Err(cannot("draw.txt is invalid")),
             (_, None) => Err(cannot("seal.txt is unreadable")),
         },
@@ -247,7 +296,10 @@ pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option
                         format!("reveal {} matches its commitment", c.party),
                         check_reveal(c, rv).map_err(|e| e.to_string()),
                     ),
-                    (Some(c), None) => (format!("reveal {} matches its commitment", c.party), Err("no reveal".into())),
+                    (Some(c), None) => (
+                        format!("reveal {} matches its commitment", c.party),
+                        Err("no reveal".into()),
+                    ),
                     (None, Some(rv)) => (
                         format!("reveal {} has a commitment", rv.party),
                         Err("the seal has no commitment at this position".into()),
@@ -257,7 +309,10 @@ pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option
                 r.add(name, result);
             }
         }
-        _ => r.add("reveals match their commitments", Err(cannot("seal.txt or draw.txt is invalid"))),
+        _ => r.add(
+            "reveals match their commitments",
+            Err(cannot("seal.txt or draw.txt is invalid")),
+        ),
     }
     // The seed is recomputed from this seal's id, not from draw.txt's seal line.
     let seed: Option<[u8; 32]> = match (&drawn, seal_id) {
@@ -275,17 +330,25 @@ pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option
         "seed is SHA-256 of the seed text",
         match (&drawn, seed) {
             (Ok(d), Some(s)) if d.seed == s => Ok(()),
-            (Ok(d), Some(s)) => Err(format!("seed text hashes to {}, draw.txt says {}", hex::encode(s), hex::encode(d.seed))),
+            (Ok(d), Some(s)) => Err(format!(
+                "seed text hashes to {}, draw.txt says {}",
+                hex::encode(s),
+                hex::encode(d.seed)
+            )),
             _ => Err(cannot("draw.txt or seal.txt is invalid")),
         },
     );
 
     // Replay both rolls.
-    let files: Vec<Result<Vec<u8>, String>> = ["result.csv", "pools.csv", "spill.csv"].iter().map(|f| read(dir, f)).collect();
-    let replayed: Result<(Vec<u8>, Vec<u8>, Vec<u8>), String> = match (&stock, &scan, seed) {
-        (Ok(st), Ok(sc), Some(seed)) if sc.error.is_none() && !sc.duplicate_tag => run(&sc.entries, st, &seed)
-            .map(|core| outputs(&core, st, &sc.tickets))
-            .map_err(|e: DrawError| format!("the draw refused its input: {e}")),
+    let files: Vec<Result<Vec<u8>, String>> = ["result.csv", "pools.csv", "spill.csv"]
+        .iter()
+        .map(|f| read(dir, f))
+        .collect();
+    let replayed: Result<Replayed, String> = match (&stock, &scan, seed) {
+        (Ok(st), Ok(sc), Some(seed)) if sc.error.is_none() && !sc.duplicate_tag => {
+            draw_from_scan(sc, st, &seed)
+                .map_err(|e: DrawError| format!("the draw refused its input: {e}"))
+        }
         (Err(_), _, _) => Err(cannot("stock.csv is invalid")),
         (_, Err(e), _) => Err(cannot(e)),
         (_, _, None) => Err(cannot("no seed")),
@@ -296,7 +359,7 @@ pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option
             format!("{name} is reproduced by the draw byte for byte"),
             match (&replayed, &files[k]) {
                 (Ok(outs), Ok(file)) => {
-                    let want = [&outs.0, &outs.1, &outs.2][k];
+                    let want = [&outs.result_csv, &outs.pools_csv, &outs.spill_csv][k];
                     compare_bytes(name, want, file)
                 }
                 (Err(e), _) => Err(e.clone()),
@@ -315,7 +378,10 @@ pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option
                     if lines == d.winners {
                         Ok(())
                     } else {
-                        Err(format!("result.csv has {lines} lines, draw.txt says {}", d.winners))
+                        Err(format!(
+                            "result.csv has {lines} lines, draw.txt says {}",
+                            d.winners
+                        ))
                     }
                 }),
             );
@@ -334,13 +400,20 @@ pub fn verify_dir_with_progress(dir: &Path, key: &VerifyingKey, previous: Option
                         if &got == want {
                             Ok(())
                         } else {
-                            Err(format!("{name}.csv hashes to {}, draw.txt says {}", hex::encode(got), hex::encode(want)))
+                            Err(format!(
+                                "{name}.csv hashes to {}, draw.txt says {}",
+                                hex::encode(got),
+                                hex::encode(want)
+                            ))
                         }
                     }),
                 );
             }
         }
-        Err(_) => r.add("draw.txt counts and digests", Err(cannot("draw.txt is invalid"))),
+        Err(_) => r.add(
+            "draw.txt counts and digests",
+            Err(cannot("draw.txt is invalid")),
+        ),
     }
     r
 }
@@ -364,8 +437,17 @@ fn compare_bytes(name: &str, want: &[u8], got: &[u8]) -> Result<(), String> {
         match (w.next(), g.next()) {
             (Some(a), Some(b)) if a == b => line += 1,
             (a, b) => {
-                let show = |x: Option<&[u8]>| x.map_or_else(|| "end of file".to_string(), |x| format!("{:?}", String::from_utf8_lossy(x)));
-                return Err(format!("{name} line {line}: draw gives {}, file has {}", show(a), show(b)));
+                let show = |x: Option<&[u8]>| {
+                    x.map_or_else(
+                        || "end of file".to_string(),
+                        |x| format!("{:?}", String::from_utf8_lossy(x)),
+                    )
+                };
+                return Err(format!(
+                    "{name} line {line}: draw gives {}, file has {}",
+                    show(a),
+                    show(b)
+                ));
             }
         }
     }
@@ -386,7 +468,10 @@ fn check_chain(prev: &Path, key: &VerifyingKey, seal: Option<&SealText>) -> Resu
         ));
     }
     if prev_seal.draw_date >= seal.draw_date {
-        return Err(format!("previous draw date {} is not before {}", prev_seal.draw_date, seal.draw_date));
+        return Err(format!(
+            "previous draw date {} is not before {}",
+            prev_seal.draw_date, seal.draw_date
+        ));
     }
     Ok(())
 }
@@ -441,13 +526,19 @@ pub fn replay_dir(dir: &Path, progress: &dyn Progress) -> Result<Replayed, Repla
     let seal = SealText::parse(&seal_bytes).map_err(|e| ReplayError::Invalid(e.to_string()))?;
     let drawn_bytes = std::fs::read(dir.join("draw.txt")).map_err(io("draw.txt"))?;
     let drawn = DrawText::parse(&drawn_bytes).map_err(|e| ReplayError::Invalid(e.to_string()))?;
-    crate::text::check_reveals(&seal.commits, &drawn.reveals).map_err(|e| ReplayError::Invalid(e.to_string()))?;
+    crate::text::check_reveals(&seal.commits, &drawn.reveals)
+        .map_err(|e| ReplayError::Invalid(e.to_string()))?;
     let stock_bytes = std::fs::read(dir.join("stock.csv")).map_err(io("stock.csv"))?;
-    let stock = parse_stock(&stock_bytes).map_err(|e| ReplayError::Invalid(format!("stock.csv {e}")))?;
+    let stock =
+        parse_stock(&stock_bytes).map_err(|e| ReplayError::Invalid(format!("stock.csv {e}")))?;
     let pools = PoolIndex::new(&stock);
     let path = dir.join("entrants.csv");
-    progress.start("entrants.csv", std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0));
-    let scan = scan_entrants_file(&path, Some(&pools), &|d| progress.set(d)).map_err(io("entrants.csv"))?;
+    progress.start(
+        "entrants.csv",
+        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+    );
+    let scan = scan_entrants_file(&path, Some(&pools), &|d| progress.set(d))
+        .map_err(io("entrants.csv"))?;
     progress.finish();
     if let Some(e) = scan.error {
         return Err(ReplayError::Invalid(format!("entrants.csv {e}")));
@@ -458,10 +549,28 @@ pub fn replay_dir(dir: &Path, progress: &dyn Progress) -> Result<Replayed, Repla
         material: drawn.material,
     }
     .seed();
-    let core = run(&scan.entries, &stock, &seed)?;
-    let (result_csv, pools_csv, spill_csv) = outputs(&core, &stock, &scan.tickets);
+    Ok(draw_from_scan(&scan, &stock, &seed)?)
+}
+
+/// Runs both rolls over a clean [`EntrantScan`] made with this stock's pool
+/// index, without building [`crate::snapshot::Entrant`] values: the
+/// verifier's and `replay`'s path for large days.
+///
+/// # Errors
+/// [`DrawError`] when the scan is incomplete (it found a rule broken or had no
+/// pool index) or counts overflow.
+pub fn draw_from_scan(
+    scan: &EntrantScan,
+    stock: &[StockLine],
+    seed: &[u8; 32],
+) -> Result<Replayed, DrawError> {
+    if scan.entries.len() as u64 != scan.lines || scan.tickets.len() as u64 != scan.lines {
+        return Err(DrawError::Incomplete);
+    }
+    let core = run(&scan.entries, stock, seed)?;
+    let (result_csv, pools_csv, spill_csv) = outputs(&core, stock, &scan.tickets);
     Ok(Replayed {
-        seed,
+        seed: *seed,
         winners: core.winners.len() as u64,
         result_csv,
         pools_csv,

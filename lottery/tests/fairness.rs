@@ -52,7 +52,11 @@ fn statistic(counts: &[u64], seeds: u64, k: u64) -> f64 {
 }
 
 fn seed(s: u64) -> [u8; 32] {
-    Sha256::new().chain_update(b"fairness").chain_update(s.to_le_bytes()).finalize().into()
+    Sha256::new()
+        .chain_update(b"fairness")
+        .chain_update(s.to_le_bytes())
+        .finalize()
+        .into()
 }
 
 #[test]
@@ -75,9 +79,15 @@ fn each_entrant_of_an_oversubscribed_pool_wins_about_packs_over_entrants_of_the_
         }
     }
     let t = statistic(&counts, seeds, k);
-    assert!(t < CHI2_0_999_DF19, "T = {t:.2} ≥ {CHI2_0_999_DF19} with counts {counts:?}");
+    assert!(
+        t < CHI2_0_999_DF19,
+        "T = {t:.2} ≥ {CHI2_0_999_DF19} with counts {counts:?}"
+    );
     // And no entrant is far from S·K/E = 1000.
-    assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+    assert!(
+        counts.iter().all(|&c| (800..1200).contains(&c)),
+        "{counts:?}"
+    );
 }
 
 #[test]
@@ -110,5 +120,8 @@ fn each_flexible_loser_wins_the_spill_about_equally_often() {
         }
     }
     let t = statistic(&counts, seeds, k);
-    assert!(t < CHI2_0_999_DF29, "T = {t:.2} ≥ {CHI2_0_999_DF29} with counts {counts:?}");
+    assert!(
+        t < CHI2_0_999_DF29,
+        "T = {t:.2} ≥ {CHI2_0_999_DF29} with counts {counts:?}"
+    );
 }

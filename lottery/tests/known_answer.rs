@@ -7,8 +7,8 @@ mod common;
 
 use common::{read, unhex32, vector_dir, RFC8032_TEST1_SECRET};
 use lottery::merkle::{
-    inclusion_proof, inclusion_proof_for_lines, leaf_hash, root_of_leaf_hashes, root_of_lines, verify_inclusion,
-    MerkleStream, EMPTY_ROOT,
+    inclusion_proof, inclusion_proof_for_lines, leaf_hash, root_of_leaf_hashes, root_of_lines,
+    verify_inclusion, MerkleStream, EMPTY_ROOT,
 };
 use lottery::rolls::{fill_rolls, roll, rolls, POOL_ROLL, SPILL_ROLL};
 use lottery::snapshot::{parse_entrants, parse_stock};
@@ -67,7 +67,11 @@ const CT_PATHS: [(u64, u64, &[&str]); 4] = [
             "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
         ],
     ),
-    (3, 3, &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]),
+    (
+        3,
+        3,
+        &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
+    ),
     (
         2,
         5,
@@ -80,7 +84,10 @@ const CT_PATHS: [(u64, u64, &[&str]); 4] = [
 ];
 
 fn ct_leaf_hashes() -> Vec<[u8; 32]> {
-    CT_LEAVES.iter().map(|l| leaf_hash(&hex::decode(l).unwrap())).collect()
+    CT_LEAVES
+        .iter()
+        .map(|l| leaf_hash(&hex::decode(l).unwrap()))
+        .collect()
 }
 
 #[test]
@@ -95,12 +102,20 @@ fn the_empty_tree_head_is_sha256_of_nothing() {
 fn tree_heads_match_the_certificate_transparency_roots_for_sizes_1_to_8() {
     let leaves = ct_leaf_hashes();
     for size in 1..=8 {
-        assert_eq!(hex::encode(root_of_leaf_hashes(&leaves[..size])), CT_ROOTS[size - 1], "size {size}");
+        assert_eq!(
+            hex::encode(root_of_leaf_hashes(&leaves[..size])),
+            CT_ROOTS[size - 1],
+            "size {size}"
+        );
         let mut stream = MerkleStream::new();
         for l in &CT_LEAVES[..size] {
             stream.push(&hex::decode(l).unwrap());
         }
-        assert_eq!(hex::encode(stream.root()), CT_ROOTS[size - 1], "stream size {size}");
+        assert_eq!(
+            hex::encode(stream.root()),
+            CT_ROOTS[size - 1],
+            "stream size {size}"
+        );
     }
 }
 
@@ -159,7 +174,11 @@ fn the_chacha20_keystream_matches_rfc8439_section_2_4_2_through_the_roll_api() {
     let mut words = [0u64; 15];
     fill_rolls(&key, 0x4a00_0000, 8, &mut words);
     let keystream: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let got: Vec<u8> = plaintext.iter().zip(&keystream).map(|(p, k)| p ^ k).collect();
+    let got: Vec<u8> = plaintext
+        .iter()
+        .zip(&keystream)
+        .map(|(p, k)| p ^ k)
+        .collect();
     assert_eq!(got, ciphertext);
     assert_eq!(roll(&key, 0x4a00_0000, 8), words[0]);
 }
@@ -179,30 +198,62 @@ fn reproduce_vector_day(name: &str) {
     assert_eq!(seal.to_bytes(), seal_bytes);
     assert_eq!(drawn.to_bytes(), draw_bytes);
     assert_eq!(seal.entrants, entrants.len() as u64);
-    assert_eq!(root_of_lines(&entrants_bytes), (seal.entrants_root, entrants.len() as u64));
-    assert_eq!(<[u8; 32]>::from(Sha256::digest(&stock_bytes)), seal.stock_sha256);
+    assert_eq!(
+        root_of_lines(&entrants_bytes),
+        (seal.entrants_root, entrants.len() as u64)
+    );
+    assert_eq!(
+        <[u8; 32]>::from(Sha256::digest(&stock_bytes)),
+        seal.stock_sha256
+    );
     assert_eq!(drawn.seal_id, seal.seal_id());
     check_reveals(&seal.commits, &drawn.reveals).unwrap();
     let seed = drawn.seed_text().seed();
     assert_eq!(seed, drawn.seed);
 
     let outcome = lottery::draw::draw(&entrants, &stock, &seed).unwrap();
-    assert_eq!(String::from_utf8_lossy(&outcome.result_csv), String::from_utf8_lossy(&read(name, "result.csv")));
-    assert_eq!(String::from_utf8_lossy(&outcome.pools_csv), String::from_utf8_lossy(&read(name, "pools.csv")));
-    assert_eq!(String::from_utf8_lossy(&outcome.spill_csv), String::from_utf8_lossy(&read(name, "spill.csv")));
+    assert_eq!(
+        String::from_utf8_lossy(&outcome.result_csv),
+        String::from_utf8_lossy(&read(name, "result.csv"))
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&outcome.pools_csv),
+        String::from_utf8_lossy(&read(name, "pools.csv"))
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&outcome.spill_csv),
+        String::from_utf8_lossy(&read(name, "spill.csv"))
+    );
     assert_eq!(outcome.winners.len() as u64, drawn.winners);
-    assert_eq!(<[u8; 32]>::from(Sha256::digest(&outcome.result_csv)), drawn.result_sha256);
-    assert_eq!(<[u8; 32]>::from(Sha256::digest(&outcome.pools_csv)), drawn.pools_sha256);
-    assert_eq!(<[u8; 32]>::from(Sha256::digest(&outcome.spill_csv)), drawn.spill_sha256);
+    assert_eq!(
+        <[u8; 32]>::from(Sha256::digest(&outcome.result_csv)),
+        drawn.result_sha256
+    );
+    assert_eq!(
+        <[u8; 32]>::from(Sha256::digest(&outcome.pools_csv)),
+        drawn.pools_sha256
+    );
+    assert_eq!(
+        <[u8; 32]>::from(Sha256::digest(&outcome.spill_csv)),
+        drawn.spill_sha256
+    );
 
     // Signatures verify under the pinned key and re-signing with RFC 8032's
     // test key 1 reproduces them (Ed25519 is deterministic).
     let key = lottery::sign::parse_public_key_file(&read(name, "authority.pub")).unwrap();
     lottery::sign::verify_signature(&key, &seal_bytes, &read(name, "seal.sig")).unwrap();
     lottery::sign::verify_signature(&key, &draw_bytes, &read(name, "draw.sig")).unwrap();
-    let secret = lottery::sign::parse_secret_key_file(format!("{RFC8032_TEST1_SECRET}\n").as_bytes()).unwrap();
-    assert_eq!(lottery::sign::sign(&secret, &seal_bytes).as_bytes(), read(name, "seal.sig"));
-    assert_eq!(lottery::sign::sign(&secret, &draw_bytes).as_bytes(), read(name, "draw.sig"));
+    let secret =
+        lottery::sign::parse_secret_key_file(format!("{RFC8032_TEST1_SECRET}\n").as_bytes())
+            .unwrap();
+    assert_eq!(
+        lottery::sign::sign(&secret, &seal_bytes).as_bytes(),
+        read(name, "seal.sig")
+    );
+    assert_eq!(
+        lottery::sign::sign(&secret, &draw_bytes).as_bytes(),
+        read(name, "draw.sig")
+    );
 
     // The full verifier agrees.
     let report = lottery::verify::verify_dir(&vector_dir(name), &key, None);

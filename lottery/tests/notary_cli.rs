@@ -8,7 +8,10 @@ use std::process::{Command, Output};
 use common::{read, vector_dir, RFC8032_TEST1_SECRET};
 
 fn notary(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_notary")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_notary"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn s(p: &Path) -> &str {
@@ -28,17 +31,36 @@ fn verify_prints_one_pass_line_per_check_and_exits_zero_on_a_good_day() {
 #[test]
 fn verify_prints_fail_with_a_reason_and_exits_non_zero_on_a_tampered_day() {
     let tmp = tempfile::tempdir().unwrap();
-    for f in ["entrants.csv", "stock.csv", "seal.txt", "seal.sig", "draw.txt", "draw.sig", "result.csv", "pools.csv", "spill.csv"] {
+    for f in [
+        "entrants.csv",
+        "stock.csv",
+        "seal.txt",
+        "seal.sig",
+        "draw.txt",
+        "draw.sig",
+        "result.csv",
+        "pools.csv",
+        "spill.csv",
+    ] {
         std::fs::copy(vector_dir("v1-small").join(f), tmp.path().join(f)).unwrap();
     }
-    let result = String::from_utf8(read("v1-small", "result.csv")).unwrap().replacen(",1\n", ",2\n", 1);
+    let result = String::from_utf8(read("v1-small", "result.csv"))
+        .unwrap()
+        .replacen(",1\n", ",2\n", 1);
     std::fs::write(tmp.path().join("result.csv"), result).unwrap();
     let key = vector_dir("v1-small").join("authority.pub");
     let out = notary(&["verify", s(tmp.path()), "--key", s(&key)]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("FAIL result.csv is reproduced by the draw byte for byte: result.csv line 1"), "{stdout}");
-    assert!(stdout.contains("FAIL draw.txt result_sha256 matches result.csv"), "{stdout}");
+    assert!(
+        stdout
+            .contains("FAIL result.csv is reproduced by the draw byte for byte: result.csv line 1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL draw.txt result_sha256 matches result.csv"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -51,9 +73,15 @@ fn verify_works_on_a_sealed_only_directory_and_checks_the_chain_link() {
     }
     let key_file = vector_dir("v1-small").join("authority.pub");
     let out = notary(&["verify", s(day1.path()), "--key", s(&key_file)]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
-    let secret = lottery::sign::parse_secret_key_file(format!("{RFC8032_TEST1_SECRET}\n").as_bytes()).unwrap();
+    let secret =
+        lottery::sign::parse_secret_key_file(format!("{RFC8032_TEST1_SECRET}\n").as_bytes())
+            .unwrap();
     let seal1 = lottery::text::SealText::parse(&read("v1-small", "seal.txt")).unwrap();
     let entrants = lottery::snapshot::parse_entrants(&read("v1-small", "entrants.csv")).unwrap();
     let stock = lottery::snapshot::parse_stock(&read("v1-small", "stock.csv")).unwrap();
@@ -65,38 +93,83 @@ fn verify_works_on_a_sealed_only_directory_and_checks_the_chain_link() {
         commits: vec![],
     };
     lottery::dir::write_seal(day2.path(), &entrants[1..], &stock, &fields, &secret).unwrap();
-    let out = notary(&["verify", s(day2.path()), "--key", s(&key_file), "--previous", s(day1.path())]);
+    let out = notary(&[
+        "verify",
+        s(day2.path()),
+        "--key",
+        s(&key_file),
+        "--previous",
+        s(day1.path()),
+    ]);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("PASS previous seal links to this one"));
     // The wrong previous directory breaks the link.
-    let out = notary(&["verify", s(day2.path()), "--key", s(&key_file), "--previous", s(day2.path())]);
+    let out = notary(&[
+        "verify",
+        s(day2.path()),
+        "--key",
+        s(&key_file),
+        "--previous",
+        s(day2.path()),
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8(out.stdout).unwrap().contains("FAIL previous seal links to this one"));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("FAIL previous seal links to this one"));
 }
 
 #[test]
 fn replay_writes_the_three_outputs_byte_for_byte() {
     let out_dir = tempfile::tempdir().unwrap();
-    let out = notary(&["replay", s(&vector_dir("v1-contested")), "--out", s(out_dir.path())]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = notary(&[
+        "replay",
+        s(&vector_dir("v1-contested")),
+        "--out",
+        s(out_dir.path()),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for f in ["result.csv", "pools.csv", "spill.csv"] {
-        assert_eq!(std::fs::read(out_dir.path().join(f)).unwrap(), read("v1-contested", f), "{f}");
+        assert_eq!(
+            std::fs::read(out_dir.path().join(f)).unwrap(),
+            read("v1-contested", f),
+            "{f}"
+        );
     }
 }
 
 #[test]
 fn proof_prints_the_audit_path_rolls_and_cutoffs_as_json() {
     // Entrant 5 of v1-small: proof-5.txt and rolls.csv line 5.
-    let out = notary(&["proof", s(&vector_dir("v1-small")), "01KARDKCX650GXHDPXBDD1JSYG"]);
+    let out = notary(&[
+        "proof",
+        s(&vector_dir("v1-small")),
+        "01KARDKCX650GXHDPXBDD1JSYG",
+    ]);
     assert!(out.status.success());
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["leaf_index"], 5);
     assert_eq!(json["tree_size"], 40);
-    assert_eq!(json["leaf"], "01KARDKCX650GXHDPXBDD1JSYG,PH0001,SURG,1,92845daeafe987c18fdf66145a091fd6");
-    assert_eq!(json["leaf_hash"], "1124eb3a67335efeeaa245a78680dbcd97259d4041759e1d98baf7f50a0b8ed6");
-    assert_eq!(json["audit_path"][5], "37117830cf1e081a6957dbe01f190c3e418eedb99d12a9be686ccd7d1e4b62ed");
-    assert_eq!(json["root"], "bdb92840b84c4a32f285aad6b793b00705158522dfff95a6f18e151b0cd78da0");
+    assert_eq!(
+        json["leaf"],
+        "01KARDKCX650GXHDPXBDD1JSYG,PH0001,SURG,1,92845daeafe987c18fdf66145a091fd6"
+    );
+    assert_eq!(
+        json["leaf_hash"],
+        "1124eb3a67335efeeaa245a78680dbcd97259d4041759e1d98baf7f50a0b8ed6"
+    );
+    assert_eq!(
+        json["audit_path"][5],
+        "37117830cf1e081a6957dbe01f190c3e418eedb99d12a9be686ccd7d1e4b62ed"
+    );
+    assert_eq!(
+        json["root"],
+        "bdb92840b84c4a32f285aad6b793b00705158522dfff95a6f18e151b0cd78da0"
+    );
     assert_eq!(json["path_verifies"], true);
     assert_eq!(json["roll_1"], "9b4c18918a224341");
     assert_eq!(json["roll_2"], "5fc0d66929acb23d");
@@ -106,7 +179,11 @@ fn proof_prints_the_audit_path_rolls_and_cutoffs_as_json() {
     assert_eq!(json["won_roll"], 1);
 
     // A spill winner of v1-small.
-    let out = notary(&["proof", s(&vector_dir("v1-small")), "01KAT3123TSFQ8DYFT44FBYFFB"]);
+    let out = notary(&[
+        "proof",
+        s(&vector_dir("v1-small")),
+        "01KAT3123TSFQ8DYFT44FBYFFB",
+    ]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["won_roll"], 2);
     assert_eq!(json["won_at"], "PH0004");
@@ -115,7 +192,11 @@ fn proof_prints_the_audit_path_rolls_and_cutoffs_as_json() {
 
 #[test]
 fn proof_of_an_unknown_or_malformed_ticket_exits_non_zero_with_a_clear_message() {
-    let out = notary(&["proof", s(&vector_dir("v1-small")), "01KARDKCX650GXHDPXBDD1JSYH"]);
+    let out = notary(&[
+        "proof",
+        s(&vector_dir("v1-small")),
+        "01KARDKCX650GXHDPXBDD1JSYH",
+    ]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not among the sealed entrants"));
     let out = notary(&["proof", s(&vector_dir("v1-small")), "not-a-ticket"]);
@@ -143,14 +224,56 @@ fn sample_writes_a_directory_that_verifies_and_is_deterministic() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     for d in [a.path(), b.path()] {
-        let out = notary(&["sample", s(d), "--entrants", "5000", "--pharmacies", "30", "--seed", "7"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = notary(&[
+            "sample",
+            s(d),
+            "--entrants",
+            "5000",
+            "--pharmacies",
+            "30",
+            "--seed",
+            "7",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("roll two"));
     }
-    for f in ["entrants.csv", "stock.csv", "seal.txt", "seal.sig", "result.csv", "pools.csv", "spill.csv", "draw.txt", "draw.sig", "authority.pub"] {
-        assert_eq!(std::fs::read(a.path().join(f)).unwrap(), std::fs::read(b.path().join(f)).unwrap(), "{f}");
+    for f in [
+        "entrants.csv",
+        "stock.csv",
+        "seal.txt",
+        "seal.sig",
+        "result.csv",
+        "pools.csv",
+        "spill.csv",
+        "draw.txt",
+        "draw.sig",
+        "authority.pub",
+    ] {
+        assert_eq!(
+            std::fs::read(a.path().join(f)).unwrap(),
+            std::fs::read(b.path().join(f)).unwrap(),
+            "{f}"
+        );
     }
-    assert!(!std::fs::read(a.path().join("spill.csv")).unwrap().is_empty(), "the sample exercises roll two");
-    let out = notary(&["verify", s(a.path()), "--key", s(&a.path().join("authority.pub"))]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !std::fs::read(a.path().join("spill.csv"))
+            .unwrap()
+            .is_empty(),
+        "the sample exercises roll two"
+    );
+    let out = notary(&[
+        "verify",
+        s(a.path()),
+        "--key",
+        s(&a.path().join("authority.pub")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

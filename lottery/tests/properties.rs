@@ -6,28 +6,44 @@ use std::collections::{HashMap, HashSet};
 
 use lottery::draw::{draw, Roll};
 use lottery::scan::scan_entrants;
-use lottery::snapshot::{entrants_csv, parse_entrants, Entrant, Ident, PersonTag, StockLine, TicketId};
+use lottery::snapshot::{
+    entrants_csv, parse_entrants, Entrant, Ident, PersonTag, StockLine, TicketId,
+};
 use proptest::prelude::*;
 
 /// A random but valid snapshot: up to 6 pharmacies in up to 3 districts, two
 /// products, 0–5 packs per pool, up to 80 entrants.
 fn snapshot() -> impl Strategy<Value = (Vec<Entrant>, Vec<StockLine>)> {
-    (1usize..=6, 1u8..=3, proptest::collection::vec(0u64..=5, 12), 0usize..=80)
+    (
+        1usize..=6,
+        1u8..=3,
+        proptest::collection::vec(0u64..=5, 12),
+        0usize..=80,
+    )
         .prop_flat_map(|(pharmacies, districts, packs, n)| {
             (
                 Just((pharmacies, districts, packs)),
-                proptest::collection::vec((0..pharmacies, 0usize..2, any::<bool>(), any::<u128>()), n),
+                proptest::collection::vec(
+                    (0..pharmacies, 0usize..2, any::<bool>(), any::<u128>()),
+                    n,
+                ),
                 proptest::collection::vec(0u8..3, pharmacies),
             )
         })
         .prop_map(|((pharmacies, districts, packs), raw, district_of)| {
-            let products = [Ident::parse(b"KN95").unwrap(), Ident::parse(b"SURG").unwrap()];
+            let products = [
+                Ident::parse(b"KN95").unwrap(),
+                Ident::parse(b"SURG").unwrap(),
+            ];
             let mut stock = Vec::new();
             for ph in 0..pharmacies {
                 for (k, product_id) in products.iter().enumerate() {
                     stock.push(StockLine {
                         pharmacy_id: Ident::parse(format!("PH{ph}").as_bytes()).unwrap(),
-                        district_id: Ident::parse(format!("D{}", district_of[ph] % districts).as_bytes()).unwrap(),
+                        district_id: Ident::parse(
+                            format!("D{}", district_of[ph] % districts).as_bytes(),
+                        )
+                        .unwrap(),
                         product_id: *product_id,
                         packs: packs[ph * 2 + k],
                     });
@@ -145,7 +161,10 @@ fn the_scanner_streams_a_file_larger_than_one_batch_to_the_same_root() {
     let scan = scan_entrants(&bytes[..], None, &|_| {}).unwrap();
     assert_eq!(scan.error, None);
     assert!(!scan.duplicate_tag);
-    assert_eq!((scan.root, scan.lines), lottery::merkle::root_of_lines(&bytes));
+    assert_eq!(
+        (scan.root, scan.lines),
+        lottery::merkle::root_of_lines(&bytes)
+    );
     assert_eq!(scan.tickets.len(), 300_000);
     // An ordering break exactly at a batch edge is found with its line number.
     let line = 16 * 1024 * 1024 / 74 + 1;
@@ -153,5 +172,8 @@ fn the_scanner_streams_a_file_larger_than_one_batch_to_the_same_root() {
     let at = (line - 1) * 74;
     broken[at..at + 26].copy_from_slice(b"00000000000000000000000000");
     let scan = scan_entrants(&broken[..], None, &|_| {}).unwrap();
-    assert_eq!(scan.error, Some(lottery::snapshot::SnapshotError::TicketOrder { line: line as u64 }));
+    assert_eq!(
+        scan.error,
+        Some(lottery::snapshot::SnapshotError::TicketOrder { line: line as u64 })
+    );
 }

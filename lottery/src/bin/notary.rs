@@ -13,7 +13,11 @@ use lottery::sign::parse_public_key_file;
 use lottery::verify::{replay_dir, verify_dir_with_progress};
 
 #[derive(Parser)]
-#[command(name = "notary", version, about = "Verify, replay and prove maskdraw's sealed snapshot directories")]
+#[command(
+    name = "notary",
+    version,
+    about = "Verify, replay and prove maskdraw's sealed snapshot directories"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -82,17 +86,23 @@ impl Bar {
 
 impl lottery::Progress for Bar {
     fn start(&self, stage: &str, total: u64) {
-        self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.bar
+            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
         self.bar.reset();
         if total == 0 {
-            self.bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            self.bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             self.bar.enable_steady_tick(Duration::from_millis(120));
         } else {
             self.bar.set_length(total);
             self.bar.set_style(
-                ProgressStyle::with_template("{msg:<20} [{bar:40}] {percent:>3}% {elapsed} eta {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg:<20} [{bar:40}] {percent:>3}% {elapsed} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
         }
         self.bar.set_message(stage.to_string());
@@ -129,8 +139,10 @@ fn main() -> ExitCode {
 }
 
 fn verify(dir: &Path, key: &Path, previous: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let key_bytes = std::fs::read(key).with_context(|| format!("cannot read key file {}", key.display()))?;
-    let key = parse_public_key_file(&key_bytes).with_context(|| format!("key file {}", key.display()))?;
+    let key_bytes =
+        std::fs::read(key).with_context(|| format!("cannot read key file {}", key.display()))?;
+    let key =
+        parse_public_key_file(&key_bytes).with_context(|| format!("key file {}", key.display()))?;
     if !dir.is_dir() {
         anyhow::bail!("{} is not a directory", dir.display());
     }
@@ -187,14 +199,26 @@ fn sample(outdir: &Path, entrants: u64, pharmacies: u32, seed: u64) -> anyhow::R
     let s = generate(outdir, &options, &Bar::new())?;
     println!("sample written to {}", outdir.display());
     println!("  entrants            {}", s.entrants);
-    println!("  pharmacies          {} in {} districts, {} pools", s.pharmacies, s.districts, s.pools);
+    println!(
+        "  pharmacies          {} in {} districts, {} pools",
+        s.pharmacies, s.districts, s.pools
+    );
     println!("  packs               {}", s.packs);
     println!("  oversubscribed      {} pools", s.oversubscribed_pools);
-    println!("  winners             {} in roll one, {} in roll two", s.winners_roll_one, s.winners_roll_two);
+    println!(
+        "  winners             {} in roll one, {} in roll two",
+        s.winners_roll_one, s.winners_roll_two
+    );
     println!("  spill groups        {}", s.spill_groups);
     println!("  entrants_root       {}", hex::encode(s.root));
     println!("  seal_id             {}", hex::encode(s.seal_id));
-    println!("  key                 {} (throwaway, derived from --seed {seed})", hex::encode(s.public_key.to_bytes()));
-    println!("  took                {:.1}s", started.elapsed().as_secs_f64());
+    println!(
+        "  key                 {} (throwaway, derived from --seed {seed})",
+        hex::encode(s.public_key.to_bytes())
+    );
+    println!(
+        "  took                {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -4,6 +4,7 @@ pub mod admission;
 pub mod api;
 pub mod catalog;
 pub mod config;
+pub mod day;
 pub mod domain;
 pub mod metrics;
 pub mod persist;

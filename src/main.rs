@@ -1,8 +1,12 @@
 //! The `maskdraw` command: one function per subcommand.
 
+use std::path::PathBuf;
+
 use anyhow::Context;
+use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use maskdraw::config::Settings;
+use maskdraw::day::{self, DayContext};
 use maskdraw::startup::{self, Application};
 use maskdraw::store::redis::RedisStore;
 
@@ -37,6 +41,71 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Make the authority's Ed25519 key pair (authority.key, mode 0600, and authority.pub).
+    Keygen {
+        #[arg(long, default_value = "keys")]
+        out: PathBuf,
+    },
+    /// Import or show a day's stock.
+    Stock {
+        #[command(subcommand)]
+        action: StockAction,
+    },
+    /// Seal the entrants of a draw date into snapshots/<date>/.
+    Seal {
+        #[arg(long)]
+        date: NaiveDate,
+        /// Directory holding authority.key.
+        #[arg(long, default_value = "keys")]
+        key: PathBuf,
+        /// A party's commitment, PARTY=SHA256HEX of its secret (repeat, in order).
+        #[arg(long = "commit")]
+        commits: Vec<String>,
+        #[arg(long, default_value = "snapshots")]
+        out: PathBuf,
+    },
+    /// Run the draw of a sealed date, live.
+    Draw {
+        #[arg(long)]
+        date: NaiveDate,
+        #[arg(long, default_value = "keys")]
+        key: PathBuf,
+        /// Live material typed on camera (dice, balls, a beacon value), one line.
+        #[arg(long)]
+        material: String,
+        /// A party's revealed secret, PARTY=SECRETHEX (one per commitment).
+        #[arg(long = "reveal")]
+        reveals: Vec<String>,
+        #[arg(long, default_value = "exports")]
+        exports: PathBuf,
+    },
+    /// Print the bearer token of a pharmacy for the pickup API.
+    Token {
+        #[arg(long)]
+        pharmacy: String,
+    },
+    /// Run a whole simulated day against the real services, in a database of its own.
+    Demo {
+        #[arg(long, default_value_t = 2000)]
+        citizens: usize,
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StockAction {
+    /// Import FILE (pharmacy_id,product_id,packs per line) as the stock of --date.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        date: NaiveDate,
+    },
+    /// Show the stock of --date.
+    Show {
+        #[arg(long)]
+        date: NaiveDate,
+    },
 }
 
 #[derive(Subcommand)]
@@ -60,7 +129,108 @@ async fn main() -> anyhow::Result<()> {
         Command::Persist => persist(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::Dlq { action } => dlq(settings, action).await,
+        Command::Keygen { out } => {
+            let (secret, public) = day::keys::keygen(&out)?;
+            println!(
+                "wrote {} (keep it secret, mode 0600) and {} (publish it)",
+                secret.display(),
+                public.display()
+            );
+            Ok(())
+        }
+        Command::Stock { action } => stock(settings, action).await,
+        Command::Seal {
+            date,
+            key,
+            commits,
+            out,
+        } => {
+            let ctx = context(settings).await?;
+            let key = day::keys::load(&key)?;
+            let report =
+                day::seal::seal(&ctx, date, &key, day::seal::parse_commits(&commits)?, &out)
+                    .await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::Draw {
+            date,
+            key,
+            material,
+            reveals,
+            exports,
+        } => {
+            let ctx = context(settings).await?;
+            let key = day::keys::load(&key)?;
+            let report = day::draw::draw(
+                &ctx,
+                date,
+                &key,
+                day::draw::parse_reveals(&reveals)?,
+                material,
+                &exports,
+            )
+            .await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::Token { pharmacy } => {
+            let catalog = maskdraw::catalog::Catalog::load(&settings.static_dir)?;
+            anyhow::ensure!(
+                catalog.pharmacy(&pharmacy).is_some(),
+                "no pharmacy {pharmacy} in the catalog"
+            );
+            println!(
+                "{}",
+                maskdraw::api::pickups::token(settings.hmac_secret.expose().as_bytes(), &pharmacy)
+            );
+            Ok(())
+        }
+        Command::Demo { citizens, date } => {
+            let opts = day::demo::DemoOptions {
+                citizens,
+                date,
+                root: day::demo::default_root(),
+                progress: true,
+            };
+            print!("{}", day::demo::run(settings, opts).await?);
+            Ok(())
+        }
     }
+}
+
+/// The database (migrated), Redis and the catalog, for the officials' commands.
+async fn context(settings: Settings) -> anyhow::Result<DayContext> {
+    let db = startup::connect_db(&settings.database_url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    startup::migrate(&db).await.context("migrating")?;
+    let redis = RedisStore::connect(&settings.redis_url, &settings.key_prefix)?;
+    let catalog = maskdraw::catalog::Catalog::load(&settings.static_dir)?;
+    Ok(DayContext {
+        settings,
+        db,
+        redis,
+        catalog,
+        progress: true,
+    })
+}
+
+async fn stock(settings: Settings, action: StockAction) -> anyhow::Result<()> {
+    let ctx = context(settings).await?;
+    match action {
+        StockAction::Import { file, date } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let rows = day::stock::import(&ctx, date, &text).await?;
+            print!("{}", day::stock::render(date, &rows));
+        }
+        StockAction::Show { date } => {
+            let rows = maskdraw::store::day::stock(&ctx.db, date).await?;
+            print!("{}", day::stock::render(date, &rows));
+        }
+    }
+    Ok(())
 }
 
 async fn serve(

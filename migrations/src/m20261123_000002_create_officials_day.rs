@@ -43,12 +43,11 @@ CREATE TABLE draws (
     publish_at    TIMESTAMPTZ  NOT NULL,
     drawn_at      TIMESTAMPTZ  NOT NULL DEFAULT now()
 );
--- Every ticket that entered a draw, with its leaf index and outcome.
+-- Every ticket sealed into a draw, with its leaf index; whether it won is in draw_winners.
 CREATE TABLE draw_entries (
     draw_date    DATE      NOT NULL REFERENCES seals (draw_date),
     ticket_id    CHAR(26)  NOT NULL REFERENCES tickets (ticket_id),
     leaf_index   BIGINT    NOT NULL,
-    won          BOOLEAN,
     PRIMARY KEY (draw_date, ticket_id)
 );
 CREATE INDEX draw_entries_ticket ON draw_entries (ticket_id);
@@ -59,6 +58,7 @@ CREATE TABLE draw_winners (
     product_id   VARCHAR(16)  NOT NULL,
     roll         SMALLINT     NOT NULL CHECK (roll IN (1, 2)),
     pickup_code  CHAR(10)     NOT NULL UNIQUE,
+    masked_id    VARCHAR(18)  NOT NULL,
     PRIMARY KEY (draw_date, ticket_id)
 );
 CREATE INDEX draw_winners_pharmacy ON draw_winners (draw_date, pharmacy_id);

@@ -3,6 +3,7 @@
 pub mod error;
 mod health;
 mod openapi;
+pub mod pickups;
 mod reservations;
 
 use std::sync::Arc;
@@ -60,7 +61,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/reservations/{ticket_id}",
                     web::get().to(reservations::status),
-                ),
+                )
+                .route(
+                    "/reservations/{ticket_id}/proof",
+                    web::get().to(reservations::proof),
+                )
+                .route("/pickups", web::post().to(pickups::collect)),
         );
 }
 

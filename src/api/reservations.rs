@@ -11,7 +11,7 @@ use super::AppState;
 use crate::domain::{person_tag, phone_tag, IdNumber, PersonName, Phone, TicketId};
 use crate::queue::ReservationEvent;
 use crate::store::redis::{Reserve, TicketStatus};
-use crate::store::{draws, tickets};
+use crate::store::{day, draws, tickets};
 
 /// A reservation after parsing: only domain types from here on.
 pub struct NewReservation {
@@ -277,6 +277,7 @@ pub async fn create(
         flexible: event.flexible,
         accepted_at: event.accepted_at.to_rfc3339(),
         valid_until: valid_until.to_rfc3339(),
+        draws: Vec::new(),
     };
     // The reservation is durable now; failing to write the status hash loses nothing (the
     // persister writes it again and the status API falls back to PostgreSQL).
@@ -334,7 +335,32 @@ fn view_from_row(row: tickets::TicketRow, draws: Vec<draws::DrawView>) -> Ticket
     }
 }
 
-/// Redis first; PostgreSQL when Redis has nothing (or for the draws a ticket entered).
+/// A draw outcome as Redis keeps it on the ticket: `lost`, or
+/// `won|pharmacy|product|pickup code|roll`.
+fn redis_draw(date: &str, value: &str) -> draws::DrawView {
+    let parts: Vec<&str> = value.split('|').collect();
+    match parts.as_slice() {
+        ["won", ph, pr, code, roll] => draws::DrawView {
+            date: date.to_string(),
+            outcome: "won".into(),
+            pharmacy_id: Some(ph.to_string()),
+            product_id: Some(pr.to_string()),
+            pickup_code: Some(code.to_string()),
+            roll: roll.parse().ok(),
+        },
+        _ => draws::DrawView {
+            date: date.to_string(),
+            outcome: "lost".into(),
+            pharmacy_id: None,
+            product_id: None,
+            pickup_code: None,
+            roll: None,
+        },
+    }
+}
+
+/// Redis first (status and the draws recorded on the ticket, shown once published);
+/// PostgreSQL when Redis has nothing.
 pub async fn status(
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -351,8 +377,18 @@ pub async fn status(
             tracing::warn!(error = ?e, "redis unavailable for status; using postgres");
             None
         });
-    if let Some(st) = cached.filter(|s| s.status == "accepted" || s.status == "rejected") {
-        return Ok(HttpResponse::Ok().json(TicketView {
+    if let Some(st) = cached.filter(|s| !s.status.is_empty()) {
+        let published: std::collections::HashSet<String> = if st.draws.is_empty() {
+            Default::default()
+        } else {
+            day::publish_times(&state.db)
+                .await?
+                .into_iter()
+                .filter(|(_, at)| *at <= now)
+                .map(|(d, _)| d.to_string())
+                .collect()
+        };
+        let mut view = TicketView {
             ticket_id: ticket,
             status: st.status,
             pharmacy_id: st.pharmacy_id,
@@ -360,8 +396,15 @@ pub async fn status(
             flexible: st.flexible,
             accepted_at: st.accepted_at,
             valid_until: st.valid_until,
-            draws: Vec::new(),
-        }));
+            draws: st
+                .draws
+                .iter()
+                .filter(|(d, _)| published.contains(d))
+                .map(|(d, v)| redis_draw(d, v))
+                .collect(),
+        };
+        hide_unpublished_win(&mut view);
+        return Ok(HttpResponse::Ok().json(view));
     }
     match tickets::find(&state.db, &ticket).await? {
         Some(row) => {
@@ -372,6 +415,48 @@ pub async fn status(
         }
         None => Err(ApiError::new(Code::NotFound, "no such ticket")),
     }
+}
+
+#[derive(serde::Deserialize)]
+pub struct ProofQuery {
+    date: Option<String>,
+}
+
+/// `GET /api/v1/reservations/{ticket_id}/proof?date=D`: the same fields as `notary proof`,
+/// once the draw of D is published.
+pub async fn proof(
+    path: web::Path<String>,
+    query: web::Query<ProofQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let ticket = TicketId::parse(&path)
+        .map_err(|e| ApiError::field(Code::ValidationFailed, "ticket_id", e.to_string()))?
+        .to_string();
+    let date = query
+        .date
+        .as_deref()
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .ok_or_else(|| ApiError::field(Code::ValidationFailed, "date", "date is YYYY-MM-DD"))?;
+    let drawn = day::draw(&state.db, date).await?;
+    if !drawn.is_some_and(|d| d.publish_at <= Utc::now()) {
+        return Err(ApiError::new(
+            Code::NotPublished,
+            format!("the results of {date} are not published yet"),
+        ));
+    }
+    let sealed = day::seal(&state.db, date)
+        .await?
+        .ok_or_else(|| ApiError::new(Code::NotFound, "no seal for that date"))?;
+    let dir = std::path::PathBuf::from(sealed.dir);
+    let t = ticket.clone();
+    let proof = web::block(move || lottery::proof::ticket_proof(&dir, &t))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| {
+            tracing::info!(error = %e, ticket, "no proof");
+            ApiError::new(Code::NotFound, "this ticket was not in that draw")
+        })?;
+    Ok(HttpResponse::Ok().json(proof))
 }
 
 /// A ticket that won a draw whose results are not yet published still reads `registered`.

@@ -106,6 +106,7 @@ impl Persister {
                     flexible: e.flexible,
                     accepted_at: e.accepted_at.to_rfc3339(),
                     valid_until: e.valid_until.to_rfc3339(),
+                    draws: Vec::new(),
                 },
             ));
             if status == "rejected" {

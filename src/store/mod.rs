@@ -2,6 +2,7 @@
 //! (tickets and the officials' day). Handlers call these functions; they never build SQL or
 //! Redis commands themselves.
 
+pub mod day;
 pub mod draws;
 pub mod redis;
 pub mod tickets;

@@ -85,6 +85,28 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 return 1
 "#;
 
+/// After a draw or an expiry: frees the person's lock if it still names this ticket, and
+/// starts a cooldown when one is given.
+const SETTLE_LUA: &str = r#"
+local a = redis.call('GET', KEYS[1])
+if a and string.sub(a, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then redis.call('DEL', KEYS[1]) end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+return 1
+"#;
+
+/// What a draw or an expiry does to one person and ticket in Redis.
+#[derive(Debug, Clone)]
+pub struct Settle {
+    pub person_tag: String,
+    pub ticket: String,
+    /// New status of the ticket (`won`, `expired`).
+    pub status: &'static str,
+    /// (`until` shown to the person, seconds to keep it) for a winner's cooldown.
+    pub cooldown: Option<(String, u64)>,
+    /// (`draw:<date>`, outcome) recorded on the ticket.
+    pub draw_field: Option<(String, String)>,
+}
+
 /// The Redis side of maskdraw, bound to one key prefix.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -93,6 +115,7 @@ pub struct RedisStore {
     reserve: Script,
     confirm: Script,
     release: Script,
+    settle: Script,
 }
 
 /// Ticket fields kept in the status hash.
@@ -104,6 +127,9 @@ pub struct TicketStatus {
     pub flexible: bool,
     pub accepted_at: String,
     pub valid_until: String,
+    /// (`YYYY-MM-DD`, outcome) of each draw recorded on the ticket: `lost`, or
+    /// `won|pharmacy|product|pickup code|roll`.
+    pub draws: Vec<(String, String)>,
 }
 
 /// Seconds after which a pending lock is considered abandoned.
@@ -124,6 +150,7 @@ impl RedisStore {
             reserve: Script::new(RESERVE_LUA),
             confirm: Script::new(CONFIRM_LUA),
             release: Script::new(RELEASE_LUA),
+            settle: Script::new(SETTLE_LUA),
         })
     }
 
@@ -280,7 +307,13 @@ impl RedisStore {
             return Ok(None);
         }
         let get = |k: &str| map.get(k).cloned().unwrap_or_default();
+        let mut draws: Vec<(String, String)> = map
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("draw:").map(|d| (d.to_string(), v.clone())))
+            .collect();
+        draws.sort();
         Ok(Some(TicketStatus {
+            draws,
             status: get("status"),
             pharmacy_id: get("pharmacy_id"),
             product_id: get("product_id"),
@@ -313,6 +346,60 @@ impl RedisStore {
             .arg(ticket)
             .invoke_async(&mut *conn)
             .await?;
+        Ok(())
+    }
+
+    /// Applies a draw's or an expiry's consequences, pipelined in chunks.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn settle(&self, items: &[Settle], ticket_ttl_secs: u64) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        // Pipelines send EVALSHA, so the script must be loaded first.
+        let _: String = self.settle.prepare_invoke().load_async(&mut *conn).await?;
+        for chunk in items.chunks(1_000) {
+            let mut pipe = redis::pipe();
+            for it in chunk {
+                let (until, ttl) = it.cooldown.clone().unwrap_or_default();
+                let mut inv = self.settle.key(self.active_key(&it.person_tag));
+                inv.key(self.cooldown_key(&it.person_tag))
+                    .arg(&it.ticket)
+                    .arg(until)
+                    .arg(ttl.max(1));
+                pipe.invoke_script(&inv).ignore();
+                let key = self.ticket_key(&it.ticket);
+                pipe.hset(&key, "status", it.status).ignore();
+                if let Some((field, value)) = &it.draw_field {
+                    pipe.hset(&key, field, value).ignore();
+                }
+                pipe.expire(&key, ticket_ttl_secs as i64).ignore();
+            }
+            pipe.query_async::<()>(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Records one outcome on many tickets (the losers of a draw), pipelined.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn record_outcome(
+        &self,
+        tickets: &[String],
+        field: &str,
+        value: &str,
+        ticket_ttl_secs: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        for chunk in tickets.chunks(5_000) {
+            let mut pipe = redis::pipe();
+            for t in chunk {
+                let key = self.ticket_key(t);
+                pipe.hset(&key, field, value).ignore();
+                pipe.expire(&key, ticket_ttl_secs as i64).ignore();
+            }
+            pipe.query_async::<()>(&mut *conn).await?;
+        }
         Ok(())
     }
 

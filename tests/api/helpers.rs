@@ -73,7 +73,10 @@ pub async fn isolated_settings(proxy_port: u16) -> (Settings, String) {
 }
 
 pub async fn spawn_app_with(opts: Options, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    maskdraw::telemetry::init();
+    // Logs only when asked for: TEST_LOG=1 cargo test -- --nocapture
+    if std::env::var_os("TEST_LOG").is_some() {
+        maskdraw::telemetry::init();
+    }
     let proxy = BrokerProxy::start(AMQP).await;
     let (mut settings, db_name) = isolated_settings(proxy.port).await;
     tweak(&mut settings);

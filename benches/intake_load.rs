@@ -1,0 +1,472 @@
+//! Intake load benchmark (issue 3): an open-model generator against the real services.
+//!
+//! Starts `maskdraw serve` and `maskdraw persist` as separate processes on an isolated
+//! database, key prefix and queue names, then:
+//! 1. runs `redis-benchmark -t set` for the side-by-side baseline;
+//! 2. offers reservations at a fixed arrival rate (each scheduled at `start + i/rate`, latency
+//!    measured from the scheduled time, so a slow server cannot slow the generator down and
+//!    hide its own queueing) with unique valid identities; reports accepted/s, p50/p99/max and
+//!    the time until every 202 is a row in PostgreSQL, and checks 202s == rows;
+//! 3. stops the persister, builds a backlog, restarts it and measures the drain rate.
+//!
+//!   cargo bench --bench intake_load                       # 10,000/s for 60 s, 200,000 backlog
+//!   RATE=2000 SECONDS=10 BACKLOG=20000 cargo bench --bench intake_load
+//!
+//! It exits non-zero if a single accepted reservation is missing from PostgreSQL.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use maskdraw::domain::IdNumber;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The i-th unique, valid identity number (distinct for i < 10^9).
+fn identity(i: u64) -> String {
+    let seq = i % 1000;
+    let day = (i / 1000) % 28 + 1;
+    let month = (i / 28_000) % 12 + 1;
+    let year = 1930 + (i / 336_000) % 80;
+    let region = 110_000 + (i / 26_880_000) % 500_000;
+    let first = format!("{region:06}{year:04}{month:02}{day:02}{seq:03}");
+    format!("{first}{}", IdNumber::check_char(&first))
+}
+
+struct Services {
+    serve: Child,
+    persist: Option<Child>,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        let _ = self.serve.kill();
+        if let Some(p) = self.persist.as_mut() {
+            let _ = p.kill();
+        }
+    }
+}
+
+fn spawn(cmd: &str, env: &[(String, String)]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_maskdraw"))
+        .arg(cmd)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start maskdraw")
+}
+
+async fn count(db: &DatabaseConnection) -> i64 {
+    let row = db
+        .query_one(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) AS n FROM tickets",
+        ))
+        .await
+        .expect("count")
+        .expect("row");
+    row.try_get::<i64>("", "n").expect("n")
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx] as f64 / 1000.0
+}
+
+struct Run {
+    offered: u64,
+    accepted: u64,
+    other: Vec<(u16, u64)>,
+    errors: u64,
+    error_kinds: Vec<(String, u64)>,
+    tickets: Vec<String>,
+    latencies_us: Vec<u64>,
+    elapsed: Duration,
+}
+
+/// Offers `total` reservations at `rate` per second starting with identity `first`.
+async fn open_model(
+    client: &reqwest::Client,
+    url: &str,
+    pharmacies: &[String],
+    first: u64,
+    total: u64,
+    rate: u64,
+) -> Run {
+    let accepted = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u16, u64, String)>();
+    let start = tokio::time::Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    for i in 0..total {
+        let due = start + interval.mul_f64(i as f64);
+        // The timer ticks in milliseconds: sleep only when ahead, otherwise send at once, so
+        // the offered rate holds above 1,000/s.
+        if due > tokio::time::Instant::now() + Duration::from_millis(1) {
+            tokio::time::sleep_until(due).await;
+        }
+        let body = serde_json::json!({
+            "id_number": identity(first + i),
+            "name": "压测",
+            "phone": format!("138{:08}", (first + i) % 100_000_000),
+            "pharmacy_id": pharmacies[(i as usize * 7919) % pharmacies.len()],
+            "product_id": if i % 3 == 0 { "MED-SURG" } else { "KN95" },
+            "flexible": i % 2 == 0,
+        });
+        let (client, url, tx, accepted, errors) = (
+            client.clone(),
+            url.to_string(),
+            tx.clone(),
+            accepted.clone(),
+            errors.clone(),
+        );
+        tokio::spawn(async move {
+            match client.post(&url).json(&body).send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let body = resp.json::<serde_json::Value>().await.unwrap_or_default();
+                    let ticket = body["ticket_id"].as_str().unwrap_or_default().to_string();
+                    if status == 202 {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = tx.send((status, due.elapsed().as_micros() as u64, ticket));
+                }
+                Err(e) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    let kind = if e.is_timeout() {
+                        "timeout"
+                    } else if e.is_connect() {
+                        "connect"
+                    } else {
+                        "other"
+                    };
+                    let _ = tx.send((0, due.elapsed().as_micros() as u64, kind.to_string()));
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut latencies = Vec::with_capacity(total as usize);
+    let mut other = std::collections::BTreeMap::new();
+    let mut kinds = std::collections::BTreeMap::new();
+    let mut tickets = Vec::with_capacity(total as usize);
+    while let Some((status, us, ticket)) = rx.recv().await {
+        if status == 202 {
+            latencies.push(us);
+            tickets.push(ticket);
+        } else if status == 0 {
+            *kinds.entry(ticket).or_insert(0u64) += 1;
+        } else {
+            *other.entry(status).or_insert(0u64) += 1;
+        }
+    }
+    let elapsed = start.elapsed();
+    latencies.sort_unstable();
+    Run {
+        offered: total,
+        accepted: accepted.load(Ordering::Relaxed),
+        other: other.into_iter().collect(),
+        errors: errors.load(Ordering::Relaxed),
+        error_kinds: kinds.into_iter().collect(),
+        tickets,
+        latencies_us: latencies,
+        elapsed,
+    }
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            if let Ok(v) = r.json::<serde_json::Value>().await {
+                if v["rabbitmq"] == true && v["postgres"] == true {
+                    return;
+                }
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the server did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How many of `tickets` are missing from PostgreSQL.
+async fn missing(db: &DatabaseConnection, tickets: &[String]) -> usize {
+    let mut present = 0usize;
+    for chunk in tickets.chunks(50_000) {
+        let arr = sea_orm::Value::Array(
+            sea_orm::sea_query::ArrayType::String,
+            Some(Box::new(
+                chunk
+                    .iter()
+                    .map(|t| sea_orm::Value::String(Some(Box::new(t.clone()))))
+                    .collect(),
+            )),
+        );
+        let row = db
+            .query_one(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT count(*) AS n FROM tickets WHERE ticket_id = ANY($1::text[])",
+                vec![arr],
+            ))
+            .await
+            .expect("count")
+            .expect("row");
+        present += row.try_get::<i64>("", "n").expect("n") as usize;
+    }
+    tickets.len() - present
+}
+
+async fn wait_rows(db: &DatabaseConnection, n: i64, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while count(db).await < n {
+        if start.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Some(start.elapsed())
+}
+
+fn redis_baseline() -> String {
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-t",
+            "set",
+            "-n",
+            "200000",
+            "-c",
+            "50",
+            "-q",
+        ])
+        .output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout)
+            .replace('\r', "\n")
+            .lines()
+            .filter(|l| l.contains("requests per second"))
+            .last()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+        Err(e) => format!("redis-benchmark not available: {e}"),
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("intake_load: bench");
+        return;
+    }
+    let rate = env_u64("RATE", 10_000);
+    let seconds = env_u64("SECONDS", 60);
+    let backlog = env_u64("BACKLOG", 200_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ok = rt.block_on(run(rate, seconds, backlog));
+    if !ok {
+        std::process::exit(1);
+    }
+}
+
+async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let db_name = format!("md_bench_{}", &id[..12]);
+    let admin = Database::connect("postgres://postgres@127.0.0.1:5432/postgres")
+        .await
+        .expect("postgres");
+    admin
+        .execute(Statement::from_string(
+            DbBackend::Postgres,
+            format!("CREATE DATABASE {db_name}"),
+        ))
+        .await
+        .expect("create db");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let env: Vec<(String, String)> = [
+        (
+            "MASKDRAW_DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:5432/{db_name}"),
+        ),
+        ("MASKDRAW_BIND", format!("127.0.0.1:{port}")),
+        ("MASKDRAW_KEY_PREFIX", format!("b{}", &id[..12])),
+        ("MASKDRAW_QUEUE_PREFIX", format!("b{}.", &id[..12])),
+        (
+            "MASKDRAW_STATIC_DIR",
+            format!("{}/static", env!("CARGO_MANIFEST_DIR")),
+        ),
+        ("MASKDRAW_IP_RATE_PER_SEC", "10000000".into()),
+        ("MASKDRAW_MAX_BACKLOG", "100000000".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+
+    println!("== baseline: redis-benchmark -t set -n 200000 -c 50");
+    let baseline = redis_baseline();
+    println!("{baseline}");
+
+    let mut services = Services {
+        serve: spawn("serve", &env),
+        persist: None,
+        env,
+    };
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&client, &base).await;
+    let db = Database::connect(format!("postgres://postgres@127.0.0.1:5432/{db_name}"))
+        .await
+        .expect("bench db");
+    services.persist = Some(spawn("persist", &services.env));
+    let pharmacies: Vec<String> = {
+        let v: Vec<serde_json::Value> = client
+            .get(format!("{base}/static/config/pharmacies.json"))
+            .send()
+            .await
+            .expect("catalog")
+            .json()
+            .await
+            .expect("json");
+        v.iter()
+            .filter_map(|p| p["id"].as_str().map(String::from))
+            .collect()
+    };
+    let url = format!("{base}/api/v1/reservations");
+
+    // Warm-up: connections, JIT-free but caches and pools.
+    let _ = open_model(
+        &client,
+        &url,
+        &pharmacies,
+        900_000_000,
+        (rate / 2).max(100),
+        rate,
+    )
+    .await;
+
+    println!("== open model: {rate}/s for {seconds} s");
+    let total = rate * seconds;
+    let run = open_model(&client, &url, &pharmacies, 0, total, rate).await;
+    let warm_rows = count(&db).await.min((rate / 2).max(100) as i64);
+    let drain = wait_rows(
+        &db,
+        run.accepted as i64 + warm_rows,
+        Duration::from_secs(600),
+    )
+    .await;
+    let rows = count(&db).await;
+    let lost = missing(&db, &run.tickets).await;
+    let accepted_rate = run.accepted as f64 / run.elapsed.as_secs_f64();
+    println!("offered {} in {:.1} s; accepted {} ({:.0}/s); other statuses {:?}; transport errors {} {:?}",
+        run.offered, run.elapsed.as_secs_f64(), run.accepted, accepted_rate, run.other, run.errors, run.error_kinds);
+    println!(
+        "latency of 202s (from scheduled send): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        percentile(&run.latencies_us, 0.50),
+        percentile(&run.latencies_us, 0.99),
+        percentile(&run.latencies_us, 1.0)
+    );
+    match drain {
+        Some(d) => println!(
+            "every accepted reservation in PostgreSQL {:.2} s after the last response",
+            d.as_secs_f64()
+        ),
+        None => println!("NOT every accepted reservation reached PostgreSQL within 600 s"),
+    }
+    let all_there = lost == 0;
+    println!("202s {}, of them missing from PostgreSQL: {lost} ({}); rows in all (with warm-up and requests whose answer the client gave up on) {rows}",
+        run.accepted, if all_there { "none lost" } else { "LOST" });
+
+    println!("== backlog drain: {backlog} reservations queued with the persister stopped");
+    if let Some(mut p) = services.persist.take() {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    let before = count(&db).await;
+    let fill = open_model(
+        &client,
+        &url,
+        &pharmacies,
+        500_000_000,
+        backlog,
+        rate.max(5_000),
+    )
+    .await;
+    let target = before + fill.accepted as i64;
+    let started = Instant::now();
+    services.persist = Some(spawn("persist", &services.env));
+    let drained = wait_rows(&db, target, Duration::from_secs(900)).await;
+    match drained {
+        Some(_) => {
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "drained {} rows in {:.2} s (including persister start-up): {:.0} rows/s",
+                fill.accepted,
+                secs,
+                fill.accepted as f64 / secs
+            );
+        }
+        None => println!("backlog NOT drained within 900 s"),
+    }
+    let lost_fill = missing(&db, &fill.tickets).await;
+    let none_lost = lost_fill == 0;
+    println!(
+        "backlog 202s {}, missing from PostgreSQL: {lost_fill} ({})",
+        fill.accepted,
+        if none_lost { "none lost" } else { "LOST" }
+    );
+    println!(
+        "== summary: accepted {:.0}/s vs redis SET baseline [{}]",
+        accepted_rate, baseline
+    );
+
+    drop(services);
+    drop(db);
+    let _ = admin
+        .execute(Statement::from_string(
+            DbBackend::Postgres,
+            format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
+        ))
+        .await;
+    if let Ok(conn) =
+        maskdraw::queue::broker::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await
+    {
+        if let Ok(ch) = conn.create_channel().await {
+            for q in ["reservations", "reservations.dead"] {
+                let _ = ch
+                    .queue_delete(
+                        &format!("b{}.{q}", &id[..12]),
+                        lapin::options::QueueDeleteOptions::default(),
+                    )
+                    .await;
+            }
+        }
+    }
+    all_there && none_lost
+}

@@ -1,0 +1,301 @@
+//! `maskdraw demo --citizens N`: a whole simulated day against the real services, in a
+//! database of its own so it never touches real data: citizens reserve through the HTTP API,
+//! the persister drains, stock is imported, the day is sealed and drawn, and the notary's
+//! verification runs on the result.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, Utc};
+use rand::{Rng, SeedableRng};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use serde_json::json;
+
+use super::{draw, keys, seal, stock, DayContext, DayError};
+use crate::catalog::Catalog;
+use crate::config::Settings;
+use crate::domain::IdNumber;
+use crate::startup::{self, Application};
+use crate::store::redis::RedisStore;
+
+pub struct DemoOptions {
+    pub citizens: usize,
+    pub date: Option<NaiveDate>,
+    /// Where `snapshots/`, `exports/` and `keys/` go.
+    pub root: PathBuf,
+    pub progress: bool,
+}
+
+fn admin_url(database_url: &str) -> Result<(String, String), DayError> {
+    let (base, name) = database_url.rsplit_once('/').ok_or_else(|| {
+        DayError::Refused(format!("cannot read a database name from {database_url:?}"))
+    })?;
+    Ok((format!("{base}/postgres"), name.to_string()))
+}
+
+fn refused(e: impl std::fmt::Display) -> DayError {
+    DayError::Refused(e.to_string())
+}
+
+/// A valid, random identity number.
+fn identity(rng: &mut impl Rng) -> String {
+    const REGIONS: [u32; 11] = [
+        440103, 440104, 440105, 440106, 440111, 440112, 440113, 440114, 440115, 440117, 440118,
+    ];
+    let first = format!(
+        "{}{:04}{:02}{:02}{:03}",
+        REGIONS[rng.gen_range(0..REGIONS.len())],
+        rng.gen_range(1940..2006),
+        rng.gen_range(1..13),
+        rng.gen_range(1..29),
+        rng.gen_range(0..1000)
+    );
+    format!("{first}{}", IdNumber::check_char(&first))
+}
+
+/// Runs the demo and returns the text to print.
+///
+/// # Errors
+/// When a service is unreachable or any step of the day fails.
+pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> {
+    let mut out = String::new();
+    let t0 = Instant::now();
+    let stamp = Utc::now().format("%Y%m%d%H%M%S").to_string();
+    let (admin, _) = admin_url(&base.database_url)?;
+    let db_name = format!("maskdraw_demo_{stamp}");
+    let admin_db = Database::connect(&admin).await?;
+    admin_db
+        .execute(Statement::from_string(
+            DbBackend::Postgres,
+            format!("CREATE DATABASE {db_name}"),
+        ))
+        .await?;
+    let mut settings = base.clone();
+    settings.database_url = format!(
+        "{}/{db_name}",
+        admin.rsplit_once('/').map(|x| x.0).unwrap_or_default()
+    );
+    settings.key_prefix = format!("demo{stamp}");
+    settings.queue_prefix = format!("demo{stamp}.");
+    settings.bind = "127.0.0.1:0".into();
+    settings.ip_rate_per_sec = 1_000_000;
+
+    let app = Application::build(settings.clone(), true)
+        .await
+        .map_err(refused)?;
+    let port = app.port();
+    let stop = app.shutdown_handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    let catalog = Catalog::load(&settings.static_dir).map_err(refused)?;
+    let db = startup::connect_db(&settings.database_url).await?;
+    let redis = RedisStore::connect(&settings.redis_url, &settings.key_prefix).map_err(refused)?;
+    let ctx = DayContext {
+        settings: settings.clone(),
+        db,
+        redis,
+        catalog,
+        progress: opts.progress,
+    };
+
+    // Keys: the operator's own if keys/ has them, a new pair otherwise.
+    let key_dir = opts.root.join("keys");
+    if !key_dir.join(keys::SECRET_FILE).exists() {
+        keys::keygen(&key_dir)?;
+    }
+    let key = keys::load(&key_dir)?;
+
+    // The day: tomorrow in the city, or the next date without a snapshot directory.
+    let snapshots = opts.root.join("snapshots");
+    let date = match opts.date {
+        Some(d) if super::day_dir(&snapshots, d).exists() => {
+            return Err(DayError::Refused(format!(
+                "{} exists already; pick another --date",
+                super::day_dir(&snapshots, d).display()
+            )))
+        }
+        Some(d) => d,
+        None => {
+            let tz = settings.tz()?;
+            let mut d = Utc::now().with_timezone(&tz).date_naive() + chrono::Duration::days(1);
+            while super::day_dir(&snapshots, d).exists() {
+                d += chrono::Duration::days(1);
+            }
+            d
+        }
+    };
+
+    // Citizens reserve through the HTTP API, 64 at a time, with a skewed choice of pharmacy.
+    let t = Instant::now();
+    let pharmacies: Vec<String> = ctx.catalog.pharmacies.keys().cloned().collect();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/v1/reservations");
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let bar = super::Bar::new(opts.progress);
+    bar.step("citizens reserving");
+    let mut rng = rand::rngs::StdRng::from_entropy();
+    let bodies: Vec<serde_json::Value> = (0..opts.citizens)
+        .map(|_| {
+            let u: f64 = rng.gen();
+            let pharmacy = &pharmacies[((u * u) * pharmacies.len() as f64) as usize % pharmacies.len()];
+            let product = match rng.gen_range(0..20) {
+                0..=9 => "KN95",
+                10..=15 => "MED-SURG",
+                16..=18 => "MED-CARE",
+                _ => "PLAIN",
+            };
+            json!({"id_number": identity(&mut rng), "name": "市民", "phone": format!("13{:09}", rng.gen_range(0..1_000_000_000u64)),
+                   "pharmacy_id": pharmacy, "product_id": product, "flexible": rng.gen_bool(0.5)})
+        })
+        .collect();
+    let sem = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        let (client, url, accepted, sem) =
+            (client.clone(), url.clone(), accepted.clone(), sem.clone());
+        let permit = sem.acquire_owned().await.map_err(refused)?;
+        bar.inc(1);
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            if let Ok(r) = client.post(&url).json(&body).send().await {
+                if r.status().as_u16() == 202 {
+                    accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    bar.done();
+    let accepted = accepted.load(std::sync::atomic::Ordering::Relaxed);
+    let reserve_secs = t.elapsed().as_secs_f64();
+
+    // The persister drains into PostgreSQL.
+    let t = Instant::now();
+    loop {
+        let n = crate::store::tickets::count(&ctx.db).await?;
+        if n as usize >= accepted {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(300) {
+            return Err(DayError::Refused(format!(
+                "only {n} of {accepted} reservations reached PostgreSQL in 300 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drain_secs = t.elapsed().as_secs_f64();
+
+    // Stock: about a third of the demand per pool, some pools generous, some empty, so both
+    // rolls have work.
+    let demand = ctx
+        .db
+        .query_all(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pharmacy_id, product_id, count(*) AS n FROM tickets GROUP BY 1, 2",
+        ))
+        .await?;
+    let mut stock_text = String::from("pharmacy_id,product_id,packs\n");
+    for r in &demand {
+        let (ph, pr, n): (String, String, i64) = (
+            r.try_get("", "pharmacy_id")?,
+            r.try_get("", "product_id")?,
+            r.try_get("", "n")?,
+        );
+        let packs = match rng.gen_range(0..10) {
+            0 => 0,
+            1 | 2 => n + rng.gen_range(1..5),
+            _ => (n as f64 * rng.gen_range(0.1..0.6)).round() as i64,
+        };
+        stock_text.push_str(&format!("{ph},{pr},{packs}\n"));
+    }
+    let stock_rows = stock::import(&ctx, date, &stock_text).await?;
+
+    // Commit, seal, reveal, draw.
+    let secrets: Vec<(String, Vec<u8>)> = ["notary", "officials"]
+        .iter()
+        .map(|p| (p.to_string(), (0..32).map(|_| rng.gen()).collect()))
+        .collect();
+    let commits: Vec<String> = secrets
+        .iter()
+        .map(|(p, s)| format!("{p}={}", hex::encode(lottery::text::commitment(s))))
+        .collect();
+    let reveals: Vec<String> = secrets
+        .iter()
+        .map(|(p, s)| format!("{p}={}", hex::encode(s)))
+        .collect();
+    let sealed = seal::seal(&ctx, date, &key, seal::parse_commits(&commits)?, &snapshots).await?;
+    let dice: Vec<String> = (0..8).map(|_| rng.gen_range(1..7).to_string()).collect();
+    let material = format!("dice {}", dice.join(" "));
+    let drawn = draw::draw(
+        &ctx,
+        date,
+        &key,
+        draw::parse_reveals(&reveals)?,
+        material.clone(),
+        &opts.root.join("exports"),
+    )
+    .await?;
+
+    // The notary's check, with nothing but the directory and the public key.
+    let t = Instant::now();
+    let report = lottery::verify::verify_dir(&sealed.dir, &key.verifying_key(), None);
+    let verify_secs = t.elapsed().as_secs_f64();
+
+    let _ = stop.send(true);
+    server.abort();
+    out.push_str(&format!(
+        "maskdraw demo: {} citizens, draw date {date}\n\n",
+        opts.citizens
+    ));
+    out.push_str("timings\n");
+    out.push_str(&format!(
+        "  reserve via HTTP     {reserve_secs:>8.2} s  ({accepted} accepted, {:.0}/s)\n",
+        accepted as f64 / reserve_secs.max(1e-9)
+    ));
+    out.push_str(&format!("  persister drain      {drain_secs:>8.2} s\n"));
+    out.push_str(&format!(
+        "  seal                 {:>8.2} s\n",
+        sealed.seconds
+    ));
+    out.push_str(&format!(
+        "  draw                 {:>8.2} s\n",
+        drawn.seconds
+    ));
+    out.push_str(&format!("  notary verify        {verify_secs:>8.2} s\n"));
+    out.push_str(&format!(
+        "  total                {:>8.2} s\n\n",
+        t0.elapsed().as_secs_f64()
+    ));
+    out.push_str(&format!("{}\n\n", stock::render(date, &stock_rows)));
+    out.push_str(&format!("{sealed}\n\n{drawn}\n\n"));
+    out.push_str(&format!(
+        "reveals (what the parties disclosed at the draw)\n  {}\n  material: {material}\n\n",
+        reveals.join("\n  ")
+    ));
+    out.push_str(&format!("notary verify ({} checks)\n", report.checks.len()));
+    out.push_str(&format!("{report}\n"));
+    out.push_str(&format!(
+        "paths\n  snapshot   {}\n  exports    {}\n  keys       {} (authority.key, authority.pub)\n  database   {db_name} (drop it with: dropdb -h 127.0.0.1 -U postgres {db_name})\n\n",
+        sealed.dir.display(),
+        drawn.exports.display(),
+        key_dir.display()
+    ));
+    out.push_str(&format!(
+        "check it yourself:\n  notary verify {} --key {}\n",
+        sealed.dir.display(),
+        key_dir.join(keys::PUBLIC_FILE).display()
+    ));
+    if !report.all_passed() {
+        return Err(DayError::Refused(format!(
+            "{out}\nthe notary's verification FAILED"
+        )));
+    }
+    Ok(out)
+}
+
+/// Where relative paths of the demo start.
+pub fn default_root() -> PathBuf {
+    Path::new(".").to_path_buf()
+}

@@ -1,0 +1,337 @@
+//! `maskdraw seal`: fixes the day's entrants into `snapshots/<date>/` (DESIGN.md "Sealed
+//! snapshot format"), signs it, and records it.
+//!
+//! Rows are streamed from PostgreSQL straight into `entrants.csv` and the Merkle tree: the
+//! entrants are never held in memory. The directory is written under a temporary name and
+//! renamed into place only after the database has committed the seal.
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use ed25519_dalek::SigningKey;
+use lottery::merkle::MerkleStream;
+use lottery::text::{Commit, SealText};
+use sha2::{Digest, Sha256};
+
+use super::{cutoff, day_dir, io, Bar, DayContext, DayError};
+use crate::store::day::{self, EntrantRow, SealRecord};
+use crate::store::redis::Settle;
+
+pub struct SealReport {
+    pub dir: PathBuf,
+    pub seal_id: String,
+    pub entrants: u64,
+    pub expired: usize,
+    pub pools: usize,
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for SealReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "sealed {} entrant(s) into {} in {:.2} s",
+            self.entrants,
+            self.dir.display(),
+            self.seconds
+        )?;
+        writeln!(f, "  seal id   {}", self.seal_id)?;
+        writeln!(f, "  pools     {}", self.pools)?;
+        write!(
+            f,
+            "  expired   {} ticket(s) past their validity",
+            self.expired
+        )
+    }
+}
+
+/// Parses `PARTY=SHA256HEX` commitments.
+///
+/// # Errors
+/// When a party or digest is malformed or a party repeats.
+pub fn parse_commits(args: &[String]) -> Result<Vec<Commit>, DayError> {
+    let mut out: Vec<Commit> = Vec::new();
+    for a in args {
+        let (party, hexd) = a.split_once('=').ok_or_else(|| {
+            DayError::Refused(format!("--commit {a:?}: expected PARTY=SHA256HEX"))
+        })?;
+        if !lottery::text::check_party(party) || out.iter().any(|c| c.party == party) {
+            return Err(DayError::Refused(format!(
+                "--commit {a:?}: the party must match [a-z0-9-]{{1,32}} and appear once"
+            )));
+        }
+        let digest: [u8; 32] = hex::decode(hexd)
+            .ok()
+            .filter(|_| hexd.bytes().all(|c| !c.is_ascii_uppercase()))
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| {
+                DayError::Refused(format!(
+                    "--commit {a:?}: the commitment is 64 lowercase hex characters"
+                ))
+            })?;
+        out.push(Commit {
+            party: party.to_string(),
+            digest,
+        });
+    }
+    Ok(out)
+}
+
+struct Writer {
+    file: std::io::BufWriter<std::fs::File>,
+    tree: MerkleStream,
+    line: Vec<u8>,
+    last: Option<String>,
+    pools: BTreeSet<(String, String)>,
+    n: u64,
+}
+
+impl Writer {
+    fn push(&mut self, row: EntrantRow) -> Result<(), String> {
+        self.line.clear();
+        self.line.extend_from_slice(row.ticket_id.as_bytes());
+        self.line.push(b',');
+        self.line.extend_from_slice(row.pharmacy_id.as_bytes());
+        self.line.push(b',');
+        self.line.extend_from_slice(row.product_id.as_bytes());
+        self.line
+            .extend_from_slice(if row.flexible { b",1," } else { b",0," });
+        self.line.extend_from_slice(row.person_tag.as_bytes());
+        // The database validated these at intake; the format is checked again here because a
+        // sealed file that breaks its own grammar could never be verified.
+        lottery::snapshot::Entrant::parse_line(&self.line)
+            .map_err(|why| format!("ticket {}: {why}", row.ticket_id))?;
+        if self
+            .last
+            .as_deref()
+            .is_some_and(|l| l.as_bytes() >= row.ticket_id.as_bytes())
+        {
+            return Err(format!("ticket {} is out of byte order", row.ticket_id));
+        }
+        self.tree.push(&self.line);
+        self.line.push(b'\n');
+        self.file
+            .write_all(&self.line)
+            .map_err(|e| format!("writing entrants.csv: {e}"))?;
+        self.pools.insert((row.pharmacy_id, row.product_id));
+        self.last = Some(row.ticket_id);
+        self.n += 1;
+        Ok(())
+    }
+}
+
+/// Seals `date`: expires what ran out, streams the eligible tickets into `out/<date>/`, links
+/// the previous seal, signs with `key`, records the seal and its entries.
+///
+/// # Errors
+/// `Refused` when the date is sealed already, has no stock, is not after the last sealed date,
+/// or its directory exists; otherwise database, Redis or file errors (nothing is recorded then).
+pub async fn seal(
+    ctx: &DayContext,
+    date: NaiveDate,
+    key: &SigningKey,
+    commits: Vec<Commit>,
+    out: &Path,
+) -> Result<SealReport, DayError> {
+    let started = Instant::now();
+    if day::seal(&ctx.db, date).await?.is_some() {
+        return Err(DayError::Refused(format!(
+            "{date} is sealed already; a date is sealed once"
+        )));
+    }
+    let previous = day::latest_seal(&ctx.db).await?;
+    if let Some(p) = &previous {
+        if p.draw_date >= date {
+            return Err(DayError::Refused(format!(
+                "the last seal is for {}; seals go forward in time",
+                p.draw_date
+            )));
+        }
+    }
+    let stock = day::stock(&ctx.db, date).await?;
+    if stock.is_empty() {
+        return Err(DayError::Refused(format!(
+            "no stock imported for {date}: run `maskdraw stock import FILE --date {date}` first"
+        )));
+    }
+    let final_dir = day_dir(out, date);
+    if final_dir.exists() {
+        return Err(DayError::Refused(format!(
+            "{} exists already; move it aside if it is left from an interrupted seal",
+            final_dir.display()
+        )));
+    }
+    let tmp_dir = out.join(format!(".{date}.partial"));
+    if tmp_dir.exists() {
+        std::fs::remove_dir_all(&tmp_dir).map_err(io(tmp_dir.display()))?;
+    }
+    std::fs::create_dir_all(&tmp_dir).map_err(io(tmp_dir.display()))?;
+
+    let cut = cutoff(&ctx.settings, date)?;
+    let expired = day::expire(&ctx.db, cut).await?;
+    let settle: Vec<Settle> = expired
+        .iter()
+        .map(|(t, tag)| Settle {
+            person_tag: tag.clone(),
+            ticket: t.clone(),
+            status: "expired",
+            cooldown: None,
+            draw_field: None,
+        })
+        .collect();
+    ctx.redis.settle(&settle, ticket_ttl(ctx)).await?;
+
+    let file = std::fs::File::create(tmp_dir.join("entrants.csv")).map_err(io("entrants.csv"))?;
+    let w = std::cell::RefCell::new(Writer {
+        file: std::io::BufWriter::with_capacity(1 << 20, file),
+        tree: MerkleStream::new(),
+        line: Vec::with_capacity(128),
+        last: None,
+        pools: BTreeSet::new(),
+        n: 0,
+    });
+    let bar = Bar::new(ctx.progress);
+    bar.step("sealing entrants");
+    let cooling_from = date - chrono::Duration::days(i64::from(ctx.settings.cooldown_days));
+    let previous_id = previous.as_ref().map(|p| p.seal_id.clone());
+    let catalog = &ctx.catalog;
+    let tmp = tmp_dir.clone();
+    let final_str = final_dir.display().to_string();
+    let record = day::seal_day(
+        &ctx.db,
+        date,
+        cut,
+        cooling_from,
+        previous_id.as_deref(),
+        |row| {
+            bar.inc(1);
+            w.borrow_mut().push(row)
+        },
+        |_| {
+            let mut w = w.borrow_mut();
+            w.file
+                .flush()
+                .map_err(|e| format!("writing entrants.csv: {e}"))?;
+            w.file
+                .get_ref()
+                .sync_all()
+                .map_err(|e| format!("syncing entrants.csv: {e}"))?;
+            let stock_bytes = stock_file(&stock, &w.pools, catalog)?;
+            write(&tmp.join("stock.csv"), &stock_bytes)?;
+            let previous = previous_id
+                .as_deref()
+                .map(|p| {
+                    hex::decode(p)
+                        .ok()
+                        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                        .ok_or("the previous seal id is not 64 hex")
+                })
+                .transpose()?;
+            let text = SealText {
+                draw_date: date.to_string(),
+                cutoff: cut.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                entrants: w.n,
+                entrants_root: w.tree.root(),
+                stock_sha256: Sha256::digest(&stock_bytes).into(),
+                previous,
+                commits: commits.clone(),
+            };
+            let bytes = text.to_bytes();
+            write(&tmp.join("seal.txt"), &bytes)?;
+            write(
+                &tmp.join("seal.sig"),
+                lottery::sign::sign(key, &bytes).as_bytes(),
+            )?;
+            Ok(SealRecord {
+                seal_id: hex::encode(text.seal_id()),
+                entrants: w.n,
+                entrants_root: hex::encode(text.entrants_root),
+                stock_sha256: hex::encode(text.stock_sha256),
+                seal_txt: String::from_utf8_lossy(&bytes).into_owned(),
+                dir: final_str.clone(),
+            })
+        },
+    )
+    .await;
+    bar.done();
+    let record = match record {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp_dir);
+            return Err(match e {
+                sea_orm::DbErr::Custom(msg) if msg.contains("duplicate key") => {
+                    DayError::Refused(format!("{date} is sealed already; a date is sealed once"))
+                }
+                other => other.into(),
+            });
+        }
+    };
+    let pools = w.borrow().pools.len();
+    std::fs::rename(&tmp_dir, &final_dir).map_err(io(format!(
+        "moving {} to {}",
+        tmp_dir.display(),
+        final_dir.display()
+    )))?;
+    Ok(SealReport {
+        dir: final_dir,
+        seal_id: record.seal_id,
+        entrants: record.entrants,
+        expired: expired.len(),
+        pools,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+pub(crate) fn ticket_ttl(ctx: &DayContext) -> u64 {
+    u64::from(ctx.settings.validity_days + ctx.settings.cooldown_days + 30) * 86_400
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// `stock.csv`: the imported stock plus a 0-pack line for every pool an entrant names that
+/// the import left out (DESIGN.md: every pool an entrant names must be listed).
+fn stock_file(
+    stock: &[day::StockRow],
+    pools: &BTreeSet<(String, String)>,
+    catalog: &crate::catalog::Catalog,
+) -> Result<Vec<u8>, String> {
+    let listed: HashSet<(&str, &str)> = stock
+        .iter()
+        .map(|s| (s.pharmacy_id.as_str(), s.product_id.as_str()))
+        .collect();
+    let mut lines: Vec<(String, String, String, i64)> = stock
+        .iter()
+        .map(|s| {
+            (
+                s.pharmacy_id.clone(),
+                s.district_id.clone(),
+                s.product_id.clone(),
+                s.packs,
+            )
+        })
+        .collect();
+    for (ph, pr) in pools {
+        if !listed.contains(&(ph.as_str(), pr.as_str())) {
+            let district = catalog
+                .pharmacy(ph)
+                .map(|p| p.district.to_string())
+                .ok_or_else(|| {
+                    format!("entrants name pharmacy {ph}, which is not in the catalog")
+                })?;
+            lines.push((ph.clone(), district, pr.clone(), 0));
+        }
+    }
+    lines.sort_by(|a, b| (a.0.as_bytes(), a.2.as_bytes()).cmp(&(b.0.as_bytes(), b.2.as_bytes())));
+    let mut out = Vec::with_capacity(lines.len() * 32);
+    for (ph, d, pr, packs) in lines {
+        out.extend_from_slice(format!("{ph},{d},{pr},{packs}\n").as_bytes());
+    }
+    lottery::snapshot::parse_stock(&out)
+        .map_err(|e| format!("stock.csv would break a rule: {e}"))?;
+    Ok(out)
+}

@@ -1,0 +1,512 @@
+//! The officials' day in PostgreSQL: stock, seals, entries, draws, winners, pickups.
+//!
+//! The seal and the draw move millions of rows, so they use sqlx directly underneath sea-orm's
+//! pool: a streaming SELECT for `entrants.csv` and `COPY` for the winners.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::TryStreamExt;
+use sea_orm::sqlx::{self, Row};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
+
+/// One line of a day's stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockRow {
+    pub pharmacy_id: String,
+    pub district_id: String,
+    pub product_id: String,
+    pub packs: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealRow {
+    pub draw_date: NaiveDate,
+    pub seal_id: String,
+    pub entrants: i64,
+    pub seal_txt: String,
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawRow {
+    pub draw_date: NaiveDate,
+    pub seed: String,
+    pub winners: i64,
+    pub publish_at: DateTime<Utc>,
+}
+
+fn pg(db: &DatabaseConnection) -> &sqlx::PgPool {
+    db.get_postgres_connection_pool()
+}
+
+fn sqlx_err(e: sqlx::Error) -> DbErr {
+    DbErr::Custom(e.to_string())
+}
+
+/// Replaces the stock of `date` (refused once the date is sealed: the caller checks).
+///
+/// # Errors
+/// When the database fails.
+pub async fn replace_stock(
+    db: &DatabaseConnection,
+    date: NaiveDate,
+    rows: &[StockRow],
+) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    txn.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "DELETE FROM daily_stock WHERE draw_date = $1",
+        vec![date.into()],
+    ))
+    .await?;
+    for chunk in rows.chunks(5_000) {
+        let mut sql = String::from("INSERT INTO daily_stock (draw_date, pharmacy_id, district_id, product_id, packs) VALUES ");
+        let mut values = Vec::with_capacity(chunk.len() * 5);
+        for (i, r) in chunk.iter().enumerate() {
+            let b = i * 5;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${},${},${},${},${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5
+            ));
+            values.extend([
+                date.into(),
+                r.pharmacy_id.clone().into(),
+                r.district_id.clone().into(),
+                r.product_id.clone().into(),
+                r.packs.into(),
+            ]);
+        }
+        txn.execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?;
+    }
+    txn.commit().await
+}
+
+/// The day's stock, ascending by (pharmacy, product) in byte order.
+///
+/// # Errors
+/// When the database fails.
+pub async fn stock(db: &DatabaseConnection, date: NaiveDate) -> Result<Vec<StockRow>, DbErr> {
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pharmacy_id, district_id, product_id, packs FROM daily_stock WHERE draw_date = $1 \
+             ORDER BY pharmacy_id COLLATE \"C\", product_id COLLATE \"C\"",
+            vec![date.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StockRow {
+                pharmacy_id: r.try_get("", "pharmacy_id")?,
+                district_id: r.try_get("", "district_id")?,
+                product_id: r.try_get("", "product_id")?,
+                packs: r.try_get("", "packs")?,
+            })
+        })
+        .collect()
+}
+
+fn seal_row(r: &sea_orm::QueryResult) -> Result<SealRow, DbErr> {
+    Ok(SealRow {
+        draw_date: r.try_get("", "draw_date")?,
+        seal_id: r.try_get("", "seal_id")?,
+        entrants: r.try_get("", "entrants")?,
+        seal_txt: r.try_get("", "seal_txt")?,
+        dir: r.try_get("", "dir")?,
+    })
+}
+
+/// # Errors
+/// When the database fails.
+pub async fn seal(db: &DatabaseConnection, date: NaiveDate) -> Result<Option<SealRow>, DbErr> {
+    db.query_one(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT draw_date, seal_id, entrants, seal_txt, dir FROM seals WHERE draw_date = $1",
+        vec![date.into()],
+    ))
+    .await?
+    .as_ref()
+    .map(seal_row)
+    .transpose()
+}
+
+/// The newest seal: the one the next seal links to.
+///
+/// # Errors
+/// When the database fails.
+pub async fn latest_seal(db: &DatabaseConnection) -> Result<Option<SealRow>, DbErr> {
+    db.query_one(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT draw_date, seal_id, entrants, seal_txt, dir FROM seals ORDER BY draw_date DESC LIMIT 1",
+    ))
+    .await?
+    .as_ref()
+    .map(seal_row)
+    .transpose()
+}
+
+/// # Errors
+/// When the database fails.
+pub async fn draw(db: &DatabaseConnection, date: NaiveDate) -> Result<Option<DrawRow>, DbErr> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT draw_date, seed, winners, publish_at FROM draws WHERE draw_date = $1",
+            vec![date.into()],
+        ))
+        .await?;
+    row.map(|r| {
+        Ok(DrawRow {
+            draw_date: r.try_get("", "draw_date")?,
+            seed: r.try_get("", "seed")?,
+            winners: r.try_get("", "winners")?,
+            publish_at: r.try_get("", "publish_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Marks registered tickets whose validity ended by `cutoff` as expired; returns
+/// (ticket, person_tag) of each.
+///
+/// # Errors
+/// When the database fails.
+pub async fn expire(
+    db: &DatabaseConnection,
+    cutoff: DateTime<Utc>,
+) -> Result<Vec<(String, String)>, DbErr> {
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE tickets SET status = 'expired' WHERE status = 'registered' AND valid_until <= $1 \
+             RETURNING ticket_id, person_tag",
+            vec![cutoff.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("", "ticket_id")?, r.try_get("", "person_tag")?)))
+        .collect()
+}
+
+/// One entrant as it leaves the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntrantRow {
+    pub ticket_id: String,
+    pub pharmacy_id: String,
+    pub product_id: String,
+    pub flexible: bool,
+    pub person_tag: String,
+}
+
+/// The sealing transaction: fixes the day's entrants and records the seal.
+///
+/// In one REPEATABLE READ transaction it inserts `draw_entries` for every eligible ticket
+/// (registered, accepted by the cutoff, still valid at it, its person not cooling down) with
+/// its leaf index in byte order of `ticket_id`, then streams those entrants to `each` in that
+/// order, then lets `finish` build the seal from what was streamed and records it. Nothing is
+/// committed if any step fails; a concurrent second seal for the date fails on the primary key.
+///
+/// # Errors
+/// When the database fails, or `each`/`finish` return an error (passed through as `Custom`).
+#[allow(clippy::too_many_arguments)]
+pub async fn seal_day<F, G>(
+    db: &DatabaseConnection,
+    date: NaiveDate,
+    cutoff: DateTime<Utc>,
+    cooling_from: NaiveDate,
+    previous: Option<&str>,
+    mut each: F,
+    finish: G,
+) -> Result<SealRecord, DbErr>
+where
+    F: FnMut(EntrantRow) -> Result<(), String>,
+    G: FnOnce(u64) -> Result<SealRecord, String>,
+{
+    let mut tx = pg(db).begin().await.map_err(sqlx_err)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *tx)
+        .await
+        .map_err(sqlx_err)?;
+    // The seal row first, with placeholders: it is what draw_entries references, and its primary
+    // key is what refuses a second seal for the date.
+    sqlx::query(
+        "INSERT INTO seals (draw_date, seal_id, previous, cutoff, entrants, entrants_root, stock_sha256, seal_txt, dir) \
+         VALUES ($1, $2, $3, $4, 0, '', '', '', '')",
+    )
+    .bind(date)
+    .bind(format!("pending-{date}"))
+    .bind(previous)
+    .bind(cutoff)
+    .execute(&mut *tx)
+    .await
+    .map_err(sqlx_err)?;
+    let inserted = sqlx::query(
+        "INSERT INTO draw_entries (draw_date, ticket_id, leaf_index) \
+         SELECT $1, t.ticket_id, row_number() OVER (ORDER BY t.ticket_id COLLATE \"C\") - 1 \
+         FROM tickets t \
+         WHERE t.status = 'registered' AND t.accepted_at <= $2 AND t.valid_until > $2 \
+           AND NOT EXISTS (SELECT 1 FROM draw_winners w JOIN tickets o ON o.ticket_id = w.ticket_id \
+                           WHERE o.person_tag = t.person_tag AND w.draw_date >= $3)",
+    )
+    .bind(date)
+    .bind(cutoff)
+    .bind(cooling_from)
+    .execute(&mut *tx)
+    .await
+    .map_err(sqlx_err)?
+    .rows_affected();
+    {
+        let mut rows = sqlx::query(
+            "SELECT t.ticket_id, t.pharmacy_id, t.product_id, t.flexible, t.person_tag \
+             FROM draw_entries e JOIN tickets t ON t.ticket_id = e.ticket_id \
+             WHERE e.draw_date = $1 ORDER BY e.leaf_index",
+        )
+        .bind(date)
+        .fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await.map_err(sqlx_err)? {
+            let row = EntrantRow {
+                ticket_id: r.try_get::<String, _>(0).map_err(sqlx_err)?,
+                pharmacy_id: r.try_get::<String, _>(1).map_err(sqlx_err)?,
+                product_id: r.try_get::<String, _>(2).map_err(sqlx_err)?,
+                flexible: r.try_get::<bool, _>(3).map_err(sqlx_err)?,
+                person_tag: r.try_get::<String, _>(4).map_err(sqlx_err)?,
+            };
+            each(row).map_err(DbErr::Custom)?;
+        }
+    }
+    let record = finish(inserted).map_err(DbErr::Custom)?;
+    sqlx::query(
+        "UPDATE seals SET seal_id = $2, entrants = $3, entrants_root = $4, stock_sha256 = $5, \
+         seal_txt = $6, dir = $7 WHERE draw_date = $1",
+    )
+    .bind(date)
+    .bind(&record.seal_id)
+    .bind(record.entrants as i64)
+    .bind(&record.entrants_root)
+    .bind(&record.stock_sha256)
+    .bind(&record.seal_txt)
+    .bind(&record.dir)
+    .execute(&mut *tx)
+    .await
+    .map_err(sqlx_err)?;
+    tx.commit().await.map_err(sqlx_err)?;
+    Ok(record)
+}
+
+/// What the seal row records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealRecord {
+    pub seal_id: String,
+    pub entrants: u64,
+    pub entrants_root: String,
+    pub stock_sha256: String,
+    pub seal_txt: String,
+    pub dir: String,
+}
+
+/// A winner as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WinnerRow {
+    pub ticket_id: String,
+    pub pharmacy_id: String,
+    pub product_id: String,
+    pub roll: i16,
+    pub pickup_code: String,
+    pub masked_id: String,
+    pub person_tag: String,
+}
+
+/// Masked ids and person tags of the given tickets.
+///
+/// # Errors
+/// When the database fails.
+pub async fn ticket_identities(
+    db: &DatabaseConnection,
+    tickets: &[String],
+) -> Result<std::collections::HashMap<String, (String, String)>, DbErr> {
+    let mut out = std::collections::HashMap::with_capacity(tickets.len());
+    for chunk in tickets.chunks(50_000) {
+        let rows = sqlx::query(
+            "SELECT ticket_id, masked_id, person_tag FROM tickets WHERE ticket_id = ANY($1)",
+        )
+        .bind(chunk)
+        .fetch_all(pg(db))
+        .await
+        .map_err(sqlx_err)?;
+        for r in rows {
+            let t: String = r.try_get(0).map_err(sqlx_err)?;
+            out.insert(
+                t,
+                (
+                    r.try_get(1).map_err(sqlx_err)?,
+                    r.try_get(2).map_err(sqlx_err)?,
+                ),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Records a draw: the draws row, every winner (by COPY), and the winners' tickets as `won`.
+/// A second draw for the date fails on the primary key and nothing is written.
+///
+/// # Errors
+/// When the database fails.
+pub async fn record_draw(
+    db: &DatabaseConnection,
+    date: NaiveDate,
+    seed: &str,
+    draw_txt: &str,
+    publish_at: DateTime<Utc>,
+    winners: &[WinnerRow],
+) -> Result<(), DbErr> {
+    let mut tx = pg(db).begin().await.map_err(sqlx_err)?;
+    sqlx::query("INSERT INTO draws (draw_date, seed, winners, draw_txt, publish_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(date)
+        .bind(seed)
+        .bind(winners.len() as i64)
+        .bind(draw_txt)
+        .bind(publish_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(sqlx_err)?;
+    let mut copy = tx
+        .copy_in_raw("COPY draw_winners (draw_date, ticket_id, pharmacy_id, product_id, roll, pickup_code, masked_id) FROM STDIN")
+        .await
+        .map_err(sqlx_err)?;
+    let mut buf = Vec::with_capacity(1 << 20);
+    for w in winners {
+        buf.extend_from_slice(
+            format!(
+                "{date}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                w.ticket_id, w.pharmacy_id, w.product_id, w.roll, w.pickup_code, w.masked_id
+            )
+            .as_bytes(),
+        );
+        if buf.len() > (1 << 20) {
+            copy.send(std::mem::take(&mut buf))
+                .await
+                .map_err(sqlx_err)?;
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf).await.map_err(sqlx_err)?;
+    }
+    copy.finish().await.map_err(sqlx_err)?;
+    sqlx::query("UPDATE tickets SET status = 'won' FROM draw_winners w WHERE w.draw_date = $1 AND w.ticket_id = tickets.ticket_id")
+        .bind(date)
+        .execute(&mut *tx)
+        .await
+        .map_err(sqlx_err)?;
+    tx.commit().await.map_err(sqlx_err)?;
+    Ok(())
+}
+
+/// Tickets entered in a draw, in leaf order, that did not win it.
+///
+/// # Errors
+/// When the database fails.
+pub async fn losers(db: &DatabaseConnection, date: NaiveDate) -> Result<Vec<String>, DbErr> {
+    let rows = sqlx::query(
+        "SELECT e.ticket_id FROM draw_entries e LEFT JOIN draw_winners w ON w.draw_date = e.draw_date AND w.ticket_id = e.ticket_id \
+         WHERE e.draw_date = $1 AND w.ticket_id IS NULL",
+    )
+    .bind(date)
+    .fetch_all(pg(db))
+    .await
+    .map_err(sqlx_err)?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(0).map_err(sqlx_err))
+        .collect()
+}
+
+/// A pickup code's winner and whether it was collected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickupInfo {
+    pub ticket_id: String,
+    pub pharmacy_id: String,
+    pub product_id: String,
+    pub masked_id: String,
+    pub draw_date: NaiveDate,
+    pub published: bool,
+    pub picked_up_at: Option<DateTime<Utc>>,
+}
+
+/// # Errors
+/// When the database fails.
+pub async fn pickup_info(
+    db: &DatabaseConnection,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<PickupInfo>, DbErr> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT w.ticket_id, w.pharmacy_id, w.product_id, w.masked_id, w.draw_date, d.publish_at <= $2 AS published, p.picked_up_at \
+             FROM draw_winners w JOIN draws d ON d.draw_date = w.draw_date \
+             LEFT JOIN pickups p ON p.pickup_code = w.pickup_code WHERE w.pickup_code = $1",
+            vec![code.into(), now.into()],
+        ))
+        .await?;
+    row.map(|r| {
+        Ok(PickupInfo {
+            ticket_id: r.try_get("", "ticket_id")?,
+            pharmacy_id: r.try_get("", "pharmacy_id")?,
+            product_id: r.try_get("", "product_id")?,
+            masked_id: r.try_get("", "masked_id")?,
+            draw_date: r.try_get("", "draw_date")?,
+            published: r.try_get("", "published")?,
+            picked_up_at: r.try_get("", "picked_up_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Marks a code collected; `None` when it already was (the row decides, so two counters
+/// scanning the same code at once cannot both succeed).
+///
+/// # Errors
+/// When the database fails.
+pub async fn mark_picked_up(
+    db: &DatabaseConnection,
+    code: &str,
+    pharmacy: &str,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO pickups (pickup_code, pharmacy_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING picked_up_at",
+            vec![code.into(), pharmacy.into()],
+        ))
+        .await?;
+    row.map(|r| r.try_get("", "picked_up_at")).transpose()
+}
+
+/// Publication times of every draw, for filtering what citizens see.
+///
+/// # Errors
+/// When the database fails.
+pub async fn publish_times(
+    db: &DatabaseConnection,
+) -> Result<Vec<(NaiveDate, DateTime<Utc>)>, DbErr> {
+    let rows = db
+        .query_all(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT draw_date, publish_at FROM draws",
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("", "draw_date")?, r.try_get("", "publish_at")?)))
+        .collect()
+}

@@ -1,0 +1,461 @@
+//! The officials' day end to end: stock, seal, draw, what citizens see, pickups, cooldowns,
+//! expiry, and the notary's verification of what was produced.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use maskdraw::day::{self, DayContext};
+use maskdraw::store::redis::RedisStore;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::{json, Value};
+
+use crate::helpers::{id_number, spawn_app, TestApp};
+
+struct Day {
+    ctx: DayContext,
+    root: PathBuf,
+    key: ed25519_dalek::SigningKey,
+}
+
+impl Day {
+    async fn new(app: &TestApp) -> Self {
+        let root = std::env::temp_dir().join(format!("md-day-{}", uuid::Uuid::new_v4().simple()));
+        day::keys::keygen(&root.join("keys")).unwrap();
+        let key = day::keys::load(&root.join("keys")).unwrap();
+        let ctx = DayContext {
+            settings: app.settings.clone(),
+            db: app.db.clone(),
+            redis: RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap(),
+            catalog: maskdraw::catalog::Catalog::load(&app.settings.static_dir).unwrap(),
+            progress: false,
+        };
+        Self { ctx, root, key }
+    }
+
+    fn snapshots(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
+    async fn stock(&self, date: NaiveDate, lines: &[(&str, &str, u32)]) {
+        let text: String = lines
+            .iter()
+            .map(|(ph, pr, n)| format!("{ph},{pr},{n}\n"))
+            .collect();
+        day::stock::import(&self.ctx, date, &text).await.unwrap();
+    }
+
+    async fn seal(&self, date: NaiveDate) -> Result<day::seal::SealReport, day::DayError> {
+        let commits = vec![format!(
+            "notary={}",
+            hex::encode(lottery::text::commitment(&[7u8; 16]))
+        )];
+        day::seal::seal(
+            &self.ctx,
+            date,
+            &self.key,
+            day::seal::parse_commits(&commits).unwrap(),
+            &self.snapshots(),
+        )
+        .await
+    }
+
+    async fn draw(&self, date: NaiveDate) -> Result<day::draw::DrawReport, day::DayError> {
+        let reveals =
+            day::draw::parse_reveals(&[format!("notary={}", hex::encode([7u8; 16]))]).unwrap();
+        day::draw::draw(
+            &self.ctx,
+            date,
+            &self.key,
+            reveals,
+            "dice 1 2 3".into(),
+            &self.root.join("exports"),
+        )
+        .await
+    }
+
+    fn verify(&self, dir: &Path, previous: Option<&Path>) -> lottery::verify::Report {
+        lottery::verify::verify_dir(dir, &self.key.verifying_key(), previous)
+    }
+}
+
+fn today() -> NaiveDate {
+    Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive()
+}
+
+fn days(n: i64) -> chrono::Duration {
+    chrono::Duration::days(n)
+}
+
+/// Pharmacies of one district, so spill between them is possible.
+fn district_pharmacies(app: &TestApp, n: usize) -> Vec<String> {
+    let cat = maskdraw::catalog::Catalog::load(&app.settings.static_dir).unwrap();
+    let first = cat.pharmacies.values().next().unwrap().district.clone();
+    cat.pharmacies
+        .values()
+        .filter(|p| p.district == first)
+        .take(n)
+        .map(|p| p.id.to_string())
+        .collect()
+}
+
+async fn reserve(app: &TestApp, pharmacy: &str, product: &str, flexible: bool) -> (String, Value) {
+    let body = json!({"id_number": id_number(), "name": "测试", "phone": "13800138000",
+                      "pharmacy_id": pharmacy, "product_id": product, "flexible": flexible});
+    let resp = app.reserve(&body).await;
+    assert_eq!(resp.status(), 202);
+    let v: Value = resp.json().await.unwrap();
+    (v["ticket_id"].as_str().unwrap().to_string(), body)
+}
+
+/// Moves a ticket's acceptance (and so its validity) `n` days into the past, as if it had
+/// been made then.
+async fn backdate(app: &TestApp, ticket: &str, n: i64) {
+    app.db
+        .execute(Statement::from_string(
+            DbBackend::Postgres,
+            format!(
+                "UPDATE tickets SET accepted_at = accepted_at - interval '{n} days', \
+                 valid_until = valid_until - interval '{n} days' WHERE ticket_id = '{ticket}'"
+            ),
+        ))
+        .await
+        .unwrap();
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).unwrap().lines().count()
+}
+
+#[tokio::test]
+async fn a_whole_day_is_sealed_drawn_and_verified_and_cannot_be_redone() {
+    let app = spawn_app().await;
+    let d = Day::new(&app).await;
+    let ph = district_pharmacies(&app, 2);
+    let mut tickets = Vec::new();
+    for i in 0..12 {
+        tickets.push(reserve(&app, &ph[i % 2], "KN95", i % 3 == 0).await.0);
+    }
+    app.wait_for_tickets("registered", 12, Duration::from_secs(30))
+        .await;
+    // Tomorrow's cutoff is always ahead of now, so these tickets are in.
+    let date = today() + days(2);
+    d.stock(date, &[(&ph[0], "KN95", 2), (&ph[1], "KN95", 9)])
+        .await;
+
+    let sealed = d.seal(date).await.unwrap();
+    assert_eq!(sealed.entrants, 12);
+    assert_eq!(lines(&sealed.dir.join("entrants.csv")), 12);
+    let report = d.verify(&sealed.dir, None);
+    assert!(report.all_passed(), "{report}");
+    assert!(
+        matches!(d.seal(date).await, Err(day::DayError::Refused(m)) if m.contains("sealed already"))
+    );
+
+    let drawn = d.draw(date).await.unwrap();
+    assert_eq!(drawn.entrants, 12);
+    let report = d.verify(&sealed.dir, None);
+    assert!(report.all_passed(), "{report}");
+    assert!(report.checks.len() > 10);
+    let winners = lines(&sealed.dir.join("result.csv"));
+    assert!(
+        winners >= 8 && winners <= 11,
+        "{winners} winners for 11 packs"
+    );
+    let exported: usize = std::fs::read_dir(&drawn.exports)
+        .unwrap()
+        .map(|e| lines(&e.unwrap().path()) - 1)
+        .sum();
+    assert_eq!(exported, winners);
+    assert!(
+        matches!(d.draw(date).await, Err(day::DayError::Refused(m)) if m.contains("drawn already"))
+    );
+    let summary = drawn.to_string();
+    assert!(summary.contains("entrants      12"), "{summary}");
+
+    // Tampering with any produced file makes the notary's check fail.
+    for file in ["entrants.csv", "result.csv", "draw.txt", "seal.sig"] {
+        let copy = d.root.join(format!("tampered-{file}"));
+        std::fs::create_dir_all(&copy).unwrap();
+        for e in std::fs::read_dir(&sealed.dir).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+        }
+        let mut bytes = std::fs::read(copy.join(file)).unwrap();
+        bytes[3] ^= 0x01;
+        std::fs::write(copy.join(file), bytes).unwrap();
+        assert!(
+            !d.verify(&copy, None).all_passed(),
+            "tampered {file} still verifies"
+        );
+    }
+
+    // Results stay hidden until publish_at (18:00 on the draw day, which is ahead).
+    for t in &tickets {
+        let st: Value = app
+            .get(&format!("/api/v1/reservations/{t}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(st["status"], "registered", "{st}");
+        assert_eq!(st["draws"], json!([]), "{st}");
+    }
+    let proof = app
+        .get(&format!(
+            "/api/v1/reservations/{}/proof?date={date}",
+            tickets[0]
+        ))
+        .await;
+    assert_eq!(proof.status(), 404);
+    assert_eq!(
+        proof.json::<Value>().await.unwrap()["code"],
+        "not_published"
+    );
+    let _ = std::fs::remove_dir_all(&d.root);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn published_results_show_outcomes_proofs_and_allow_one_pickup_at_the_right_pharmacy() {
+    let app = spawn_app().await;
+    let d = Day::new(&app).await;
+    let ph = district_pharmacies(&app, 2);
+    let (winner, winner_body) = reserve(&app, &ph[0], "KN95", false).await;
+    let (loser, _) = reserve(&app, &ph[1], "MED-SURG", false).await;
+    app.wait_for_tickets("registered", 2, Duration::from_secs(30))
+        .await;
+    backdate(&app, &winner, 3).await;
+    backdate(&app, &loser, 3).await;
+    // Drawn yesterday: published at 18:00 yesterday.
+    let date = today() - days(1);
+    d.stock(date, &[(&ph[0], "KN95", 1), (&ph[1], "MED-SURG", 0)])
+        .await;
+    d.seal(date).await.unwrap();
+    d.draw(date).await.unwrap();
+
+    let st: Value = app
+        .get(&format!("/api/v1/reservations/{winner}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(st["status"], "won", "{st}");
+    let draw = &st["draws"][0];
+    assert_eq!(draw["date"], date.to_string());
+    assert_eq!(draw["outcome"], "won");
+    assert_eq!(draw["pharmacy_id"], ph[0].as_str());
+    assert_eq!(draw["roll"], 1);
+    let code = draw["pickup_code"].as_str().unwrap().to_string();
+    assert_eq!(code.len(), 10);
+    let lost: Value = app
+        .get(&format!("/api/v1/reservations/{loser}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        lost["draws"],
+        json!([{"date": date.to_string(), "outcome": "lost"}]),
+        "{lost}"
+    );
+
+    // The proof is the notary's, and it checks out.
+    let proof: Value = app
+        .get(&format!("/api/v1/reservations/{winner}/proof?date={date}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(proof["ticket_id"], winner.as_str());
+    assert_eq!(proof["won"], true, "{proof}");
+    assert_eq!(proof["path_verifies"], true, "{proof}");
+    assert_eq!(proof["roll_1"].as_str().unwrap().len(), 16);
+    assert_eq!(
+        app.get(&format!(
+            "/api/v1/reservations/{winner}/proof?date=yesterday"
+        ))
+        .await
+        .status(),
+        400
+    );
+
+    // Pickup: the right pharmacy once; another pharmacy, a second time, an unknown code, no token.
+    let url = format!("{}/api/v1/pickups", app.address);
+    let secret = app.settings.hmac_secret.expose().as_bytes().to_vec();
+    let post = |token: Option<String>, code: &str| {
+        let mut req = app.client.post(&url).json(&json!({ "pickup_code": code }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let right = maskdraw::api::pickups::token(&secret, &ph[0]);
+    let other = maskdraw::api::pickups::token(&secret, &ph[1]);
+    assert_eq!(post(None, &code).await.unwrap().status(), 401);
+    assert_eq!(post(Some(other), &code).await.unwrap().status(), 403);
+    let ok = post(Some(right.clone()), &code).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        ok.json::<Value>().await.unwrap()["ticket_id"],
+        winner.as_str()
+    );
+    let again = post(Some(right.clone()), &code).await.unwrap();
+    assert_eq!(again.status(), 409);
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["code"],
+        "already_picked_up"
+    );
+    assert_eq!(post(Some(right), "ZZZZZZZZZZ").await.unwrap().status(), 404);
+
+    // The winner is cooling down: out for three days after yesterday's draw.
+    let refused = app.reserve(&winner_body).await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["code"],
+        "cooling_down"
+    );
+    let _ = std::fs::remove_dir_all(&d.root);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_winner_may_reserve_again_once_the_cooldown_is_over() {
+    let app = spawn_app().await;
+    let d = Day::new(&app).await;
+    let ph = district_pharmacies(&app, 1);
+    let (winner, body) = reserve(&app, &ph[0], "KN95", false).await;
+    app.wait_for_tickets("registered", 1, Duration::from_secs(30))
+        .await;
+    backdate(&app, &winner, 9).await;
+    // Drawn six days ago: the three cooldown days are over.
+    let date = today() - days(6);
+    d.stock(date, &[(&ph[0], "KN95", 1)]).await;
+    d.seal(date).await.unwrap();
+    d.draw(date).await.unwrap();
+    assert_eq!(app.count_tickets(Some("won")).await, 1);
+    let again = app.reserve(&body).await;
+    assert_eq!(again.status(), 202, "{:?}", again.text().await);
+    let _ = std::fs::remove_dir_all(&d.root);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn tickets_expire_after_their_validity_and_late_tickets_enter_the_next_draw() {
+    let app = spawn_app().await;
+    let d = Day::new(&app).await;
+    let ph = district_pharmacies(&app, 1);
+    let (old, old_body) = reserve(&app, &ph[0], "KN95", true).await;
+    let (fresh, _) = reserve(&app, &ph[0], "KN95", true).await;
+    app.wait_for_tickets("registered", 2, Duration::from_secs(30))
+        .await;
+    backdate(&app, &old, 11).await;
+    let first = today() + days(2);
+    d.stock(first, &[(&ph[0], "KN95", 0)]).await;
+    let sealed = d.seal(first).await.unwrap();
+    assert_eq!(sealed.expired, 1);
+    assert_eq!(sealed.entrants, 1);
+    let entrants = std::fs::read_to_string(sealed.dir.join("entrants.csv")).unwrap();
+    assert!(
+        entrants.starts_with(&fresh) && !entrants.contains(&old),
+        "{entrants}"
+    );
+    let st: Value = app
+        .get(&format!("/api/v1/reservations/{old}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(st["status"], "expired");
+    // The expired ticket's person may reserve again.
+    assert_eq!(app.reserve(&old_body).await.status(), 202);
+
+    // A ticket persisted after the seal enters the next sealed draw, with the chain linked.
+    let (late, _) = reserve(&app, &ph[0], "KN95", false).await;
+    app.wait_for_tickets("registered", 3, Duration::from_secs(30))
+        .await;
+    let second = today() + days(3);
+    d.stock(second, &[(&ph[0], "KN95", 5)]).await;
+    let next = d.seal(second).await.unwrap();
+    let entrants = std::fs::read_to_string(next.dir.join("entrants.csv")).unwrap();
+    assert!(
+        entrants.contains(&late) && entrants.contains(&fresh),
+        "{entrants}"
+    );
+    let report = d.verify(&next.dir, Some(&sealed.dir));
+    assert!(report.all_passed(), "{report}");
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.name.contains("chain") || c.name.contains("previous")),
+        "{report}"
+    );
+    // Seals go forward only.
+    assert!(matches!(
+        d.seal(first - days(1)).await,
+        Err(day::DayError::Refused(_))
+    ));
+    let _ = std::fs::remove_dir_all(&d.root);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_draw_is_refused_when_a_reveal_does_not_match_its_commitment() {
+    let app = spawn_app().await;
+    let d = Day::new(&app).await;
+    let ph = district_pharmacies(&app, 1);
+    reserve(&app, &ph[0], "KN95", false).await;
+    app.wait_for_tickets("registered", 1, Duration::from_secs(30))
+        .await;
+    let date = today() + days(2);
+    d.stock(date, &[(&ph[0], "KN95", 1)]).await;
+    let sealed = d.seal(date).await.unwrap();
+    let wrong = day::draw::parse_reveals(&[format!("notary={}", hex::encode([8u8; 16]))]).unwrap();
+    let err = day::draw::draw(
+        &d.ctx,
+        date,
+        &d.key,
+        wrong,
+        "dice 1".into(),
+        &d.root.join("exports"),
+    )
+    .await;
+    assert!(err.is_err());
+    assert!(!sealed.dir.join("draw.txt").exists());
+    assert!(d.draw(date).await.is_ok());
+    let _ = std::fs::remove_dir_all(&d.root);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn stock_import_reports_bad_lines_and_is_closed_once_sealed() {
+    let app = spawn_app().await;
+    let d = Day::new(&app).await;
+    let ph = district_pharmacies(&app, 1);
+    let date = today() + days(2);
+    let err = day::stock::import(&d.ctx, date, &format!("{},KN95,1\nNOPE,KN95,2\n", ph[0]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("line 2: unknown pharmacy"),
+        "{err}"
+    );
+    d.stock(date, &[(&ph[0], "KN95", 3)]).await;
+    assert_eq!(
+        maskdraw::store::day::stock(&d.ctx.db, date)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    d.seal(date).await.unwrap();
+    let closed = day::stock::import(&d.ctx, date, &format!("{},KN95,9\n", ph[0]))
+        .await
+        .unwrap_err();
+    assert!(closed.to_string().contains("sealed already"), "{closed}");
+    let _ = std::fs::remove_dir_all(&d.root);
+    app.teardown().await;
+}

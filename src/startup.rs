@@ -96,6 +96,29 @@ pub struct Application {
     server: Server,
     shutdown: watch::Sender<bool>,
     state: web::Data<AppState>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A server running in the background (demo, tests), stoppable in order.
+pub struct Running {
+    pub port: u16,
+    server: actix_web::dev::ServerHandle,
+    join: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops taking requests, lets the ones in flight finish, then stops the background tasks
+    /// (broker keeper, relay, persister, monitor) and waits for them, 10 s at most each.
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+        let _ = self.join.await;
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
 }
 
 impl Application {
@@ -120,8 +143,10 @@ impl Application {
         if let Err(e) = broker.connect_now().await {
             tracing::warn!(error = ?e, "broker unreachable at start; intake uses the fallback stream");
         }
-        broker.spawn_keeper(rx.clone());
-        relay::spawn(broker.clone(), redis.clone(), metrics.clone(), rx.clone());
+        let mut tasks = vec![
+            broker.spawn_keeper(rx.clone()),
+            relay::spawn(broker.clone(), redis.clone(), metrics.clone(), rx.clone()),
+        ];
         let publisher = Publisher::spawn(
             broker.clone(),
             redis.clone(),
@@ -134,7 +159,7 @@ impl Application {
         );
         if with_persister {
             let p = persister(&settings, db.clone(), redis.clone(), metrics.clone());
-            spawn_persister(&settings, p, rx.clone());
+            tasks.push(spawn_persister(&settings, p, rx.clone()));
         }
         let admission = Admission::new(
             settings.ip_rate_per_sec,
@@ -159,7 +184,7 @@ impl Application {
             metrics,
             admission,
         });
-        spawn_monitor(state.clone(), rx);
+        tasks.push(spawn_monitor(state.clone(), rx));
         let data = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -192,6 +217,7 @@ impl Application {
             server,
             shutdown,
             state,
+            tasks,
         })
     }
 
@@ -208,6 +234,19 @@ impl Application {
         self.shutdown.clone()
     }
 
+    /// Serves in the background; [`Running::stop`] ends it.
+    pub fn spawn(self) -> Running {
+        let server = self.server.handle();
+        let join = tokio::spawn(self.server);
+        Running {
+            port: self.port,
+            server,
+            join,
+            shutdown: self.shutdown,
+            tasks: self.tasks,
+        }
+    }
+
     /// Serves until the server is stopped (Ctrl-C or SIGTERM), then stops the background tasks.
     ///
     /// # Errors
@@ -215,13 +254,19 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
         result
     }
 }
 
 /// Every second: the broker backlog (for shedding and metrics), the dead-letter depth, and the
 /// rate limiters' housekeeping.
-fn spawn_monitor(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
+fn spawn_monitor(
+    state: web::Data<AppState>,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = 0u64;
         loop {
@@ -243,5 +288,5 @@ fn spawn_monitor(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>
                 state.admission.forget_idle();
             }
         }
-    });
+    })
 }

@@ -84,9 +84,8 @@ pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> 
     let app = Application::build(settings.clone(), true)
         .await
         .map_err(refused)?;
-    let port = app.port();
-    let stop = app.shutdown_handle();
-    let server = tokio::spawn(app.run_until_stopped());
+    let running = app.spawn();
+    let port = running.port;
     let catalog = Catalog::load(&settings.static_dir).map_err(refused)?;
     let db = startup::connect_db(&settings.database_url).await?;
     let redis = RedisStore::connect(&settings.redis_url, &settings.key_prefix).map_err(refused)?;
@@ -243,8 +242,8 @@ pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> 
     let report = lottery::verify::verify_dir(&sealed.dir, &key.verifying_key(), None);
     let verify_secs = t.elapsed().as_secs_f64();
 
-    let _ = stop.send(true);
-    server.abort();
+    running.stop().await;
+    delete_queues(&settings).await;
     out.push_str(&format!(
         "maskdraw demo: {} citizens, draw date {date}\n\n",
         opts.citizens
@@ -293,6 +292,20 @@ pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> 
         )));
     }
     Ok(out)
+}
+
+/// The demo's queues are empty by now; it leaves nothing behind in the broker.
+async fn delete_queues(settings: &Settings) {
+    if let Ok(conn) = crate::queue::broker::connect(&settings.amqp_url).await {
+        if let Ok(ch) = conn.create_channel().await {
+            for q in [settings.queue_name(), settings.dead_queue_name()] {
+                let _ = ch
+                    .queue_delete(&q, lapin::options::QueueDeleteOptions::default())
+                    .await;
+            }
+        }
+        let _ = conn.close(200, "demo done").await;
+    }
 }
 
 /// Where relative paths of the demo start.

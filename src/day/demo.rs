@@ -244,6 +244,9 @@ pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> 
 
     running.stop().await;
     delete_queues(&settings).await;
+    if let Err(e) = ctx.redis.delete_all().await {
+        tracing::warn!(error = ?e, "removing the demo's Redis keys");
+    }
     out.push_str(&format!(
         "maskdraw demo: {} citizens, draw date {date}\n\n",
         opts.citizens

@@ -460,6 +460,34 @@ impl RedisStore {
         Ok(conn.xlen(self.fallback_stream()).await?)
     }
 
+    /// Deletes every key under this prefix (tests and the demo clean up after themselves).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn delete_all(&self) -> Result<u64, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let pattern = format!("{}:*", self.prefix);
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut *conn)
+                .await?;
+            if !keys.is_empty() {
+                deleted += conn.del::<_, u64>(&keys).await?;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
     /// # Errors
     /// When Redis does not answer PING.
     pub async fn ping(&self) -> Result<(), StoreError> {

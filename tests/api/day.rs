@@ -459,3 +459,61 @@ async fn stock_import_reports_bad_lines_and_is_closed_once_sealed() {
     let _ = std::fs::remove_dir_all(&d.root);
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn the_demo_runs_a_whole_day_that_the_notary_verifies() {
+    let root = std::env::temp_dir().join(format!("md-demo-{}", uuid::Uuid::new_v4().simple()));
+    let settings = maskdraw::config::Settings {
+        static_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static"),
+        ..maskdraw::config::Settings::default()
+    };
+    let opts = day::demo::DemoOptions {
+        citizens: 80,
+        date: None,
+        root: root.clone(),
+        progress: false,
+    };
+    let out = day::demo::run(settings, opts).await.unwrap();
+    assert!(out.contains("PASS result.csv is reproduced"), "{out}");
+    assert!(!out.contains("FAIL"), "{out}");
+    assert!(out.contains("(80 accepted"), "{out}");
+    assert!(root.join("keys/authority.pub").exists());
+    let snapshot = std::fs::read_dir(root.join("snapshots"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for f in [
+        "entrants.csv",
+        "stock.csv",
+        "seal.txt",
+        "seal.sig",
+        "result.csv",
+        "pools.csv",
+        "spill.csv",
+        "draw.txt",
+        "draw.sig",
+    ] {
+        assert!(snapshot.join(f).exists(), "{f}");
+    }
+    let db = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("database"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let admin = sea_orm::Database::connect(crate::helpers::PG_ADMIN)
+        .await
+        .unwrap();
+    admin
+        .execute(Statement::from_string(
+            DbBackend::Postgres,
+            format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+        ))
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -174,6 +174,12 @@ impl TestApp {
             }
             let _ = conn.close(200, "teardown").await;
         }
+        if let Ok(redis) = maskdraw::store::redis::RedisStore::connect(
+            &self.settings.redis_url,
+            &self.settings.key_prefix,
+        ) {
+            let _ = redis.delete_all().await;
+        }
         drop(self.db);
         if let Ok(admin) = Database::connect(PG_ADMIN).await {
             let _ = admin

@@ -15,8 +15,6 @@
 //! It exits non-zero if a single accepted reservation is missing from PostgreSQL.
 
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use maskdraw::domain::IdNumber;
@@ -96,18 +94,107 @@ struct Run {
     elapsed: Duration,
 }
 
+/// A minimal HTTP/1.1 keep-alive client for the generator: `CONNECTIONS` long-lived
+/// connections pull requests from one queue (the wrk2 approach). There must be many: a request
+/// holds its connection for the whole group-commit round trip (20–50 ms for a quorum-queue
+/// confirm here), and by Little's law 256 connections would cap the offered load near 7,000/s,
+/// while a city's phones are millions of independent clients. reqwest cost ~400 µs of CPU
+/// per request here and opened a new connection whenever the pool ran dry, so the generator, not
+/// the server, set the pace; a request that waits for a free connection still counts its wait,
+/// because latency is measured from the scheduled send time.
+const CONNECTIONS: usize = 2048;
+
+struct Job {
+    due: tokio::time::Instant,
+    body: Vec<u8>,
+}
+
+/// One response: (status, microseconds since due, ticket id or error kind).
+type Outcome = (u16, u64, String);
+
+async fn connection_loop(addr: std::net::SocketAddr, jobs: async_channel::Receiver<Job>, out: tokio::sync::mpsc::UnboundedSender<Outcome>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream: Option<tokio::net::TcpStream> = None;
+    let mut buf = Vec::with_capacity(4096);
+    while let Ok(job) = jobs.recv().await {
+        let mut attempt = 0;
+        let result = loop {
+            if stream.is_none() {
+                match tokio::net::TcpStream::connect(addr).await {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        stream = Some(s);
+                    }
+                    Err(_) => break Err("connect"),
+                }
+            }
+            let Some(s) = stream.as_mut() else { break Err("connect") };
+            let head = format!(
+                "POST /api/v1/reservations HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                job.body.len()
+            );
+            let sent = async {
+                s.write_all(head.as_bytes()).await?;
+                s.write_all(&job.body).await?;
+                buf.clear();
+                // Read the head, then exactly Content-Length bytes of body.
+                let head_end = loop {
+                    let mut chunk = [0u8; 2048];
+                    let n = s.read(&mut chunk).await?;
+                    if n == 0 {
+                        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    let mut chunk = [0u8; 2048];
+                    let n = s.read(&mut chunk).await?;
+                    if n == 0 {
+                        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                Ok((status, buf[head_end..head_end + len].to_vec()))
+            };
+            match sent.await {
+                Ok(r) => break Ok(r),
+                Err(_) => {
+                    // The server closed a keep-alive connection: reconnect once and resend.
+                    stream = None;
+                    attempt += 1;
+                    if attempt > 1 {
+                        break Err("other");
+                    }
+                }
+            }
+        };
+        let us = job.due.elapsed().as_micros() as u64;
+        let _ = out.send(match result {
+            Ok((status, body)) => {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                (status, us, v["ticket_id"].as_str().unwrap_or_default().to_string())
+            }
+            Err(kind) => (0, us, kind.to_string()),
+        });
+    }
+}
+
 /// Offers `total` reservations at `rate` per second starting with identity `first`.
-async fn open_model(
-    client: &reqwest::Client,
-    url: &str,
-    pharmacies: &[String],
-    first: u64,
-    total: u64,
-    rate: u64,
-) -> Run {
-    let accepted = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u16, u64, String)>();
+async fn open_model(addr: std::net::SocketAddr, pharmacies: &[String], first: u64, total: u64, rate: u64) -> Run {
+    let (jobs_tx, jobs_rx) = async_channel::unbounded::<Job>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
+    let workers: Vec<_> = (0..CONNECTIONS).map(|_| tokio::spawn(connection_loop(addr, jobs_rx.clone(), tx.clone()))).collect();
+    drop(tx);
     let start = tokio::time::Instant::now();
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     for i in 0..total {
@@ -117,68 +204,46 @@ async fn open_model(
         if due > tokio::time::Instant::now() + Duration::from_millis(1) {
             tokio::time::sleep_until(due).await;
         }
-        let body = serde_json::json!({
+        let body = serde_json::to_vec(&serde_json::json!({
             "id_number": identity(first + i),
             "name": "压测",
             "phone": format!("138{:08}", (first + i) % 100_000_000),
             "pharmacy_id": pharmacies[(i as usize * 7919) % pharmacies.len()],
             "product_id": if i % 3 == 0 { "MED-SURG" } else { "KN95" },
             "flexible": i % 2 == 0,
-        });
-        let (client, url, tx, accepted, errors) = (
-            client.clone(),
-            url.to_string(),
-            tx.clone(),
-            accepted.clone(),
-            errors.clone(),
-        );
-        tokio::spawn(async move {
-            match client.post(&url).json(&body).send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let body = resp.json::<serde_json::Value>().await.unwrap_or_default();
-                    let ticket = body["ticket_id"].as_str().unwrap_or_default().to_string();
-                    if status == 202 {
-                        accepted.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let _ = tx.send((status, due.elapsed().as_micros() as u64, ticket));
-                }
-                Err(e) => {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                    let kind = if e.is_timeout() {
-                        "timeout"
-                    } else if e.is_connect() {
-                        "connect"
-                    } else {
-                        "other"
-                    };
-                    let _ = tx.send((0, due.elapsed().as_micros() as u64, kind.to_string()));
-                }
-            }
-        });
+        }))
+        .unwrap_or_default();
+        let _ = jobs_tx.send(Job { due, body }).await;
     }
-    drop(tx);
+    jobs_tx.close();
     let mut latencies = Vec::with_capacity(total as usize);
     let mut other = std::collections::BTreeMap::new();
     let mut kinds = std::collections::BTreeMap::new();
     let mut tickets = Vec::with_capacity(total as usize);
+    let mut accepted = 0;
+    let mut errors = 0;
     while let Some((status, us, ticket)) = rx.recv().await {
         if status == 202 {
+            accepted += 1;
             latencies.push(us);
             tickets.push(ticket);
         } else if status == 0 {
+            errors += 1;
             *kinds.entry(ticket).or_insert(0u64) += 1;
         } else {
             *other.entry(status).or_insert(0u64) += 1;
         }
     }
+    for w in workers {
+        let _ = w.await;
+    }
     let elapsed = start.elapsed();
     latencies.sort_unstable();
     Run {
         offered: total,
-        accepted: accepted.load(Ordering::Relaxed),
+        accepted,
         other: other.into_iter().collect(),
-        errors: errors.load(Ordering::Relaxed),
+        errors,
         error_kinds: kinds.into_iter().collect(),
         tickets,
         latencies_us: latencies,
@@ -358,13 +423,10 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
             .filter_map(|p| p["id"].as_str().map(String::from))
             .collect()
     };
-    let url = format!("{base}/api/v1/reservations");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
 
     // Warm-up: connections, JIT-free but caches and pools.
-    let _ = open_model(
-        &client,
-        &url,
-        &pharmacies,
+    let _ = open_model(addr, &pharmacies,
         900_000_000,
         (rate / 2).max(100),
         rate,
@@ -373,7 +435,7 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
 
     println!("== open model: {rate}/s for {seconds} s");
     let total = rate * seconds;
-    let run = open_model(&client, &url, &pharmacies, 0, total, rate).await;
+    let run = open_model(addr, &pharmacies, 0, total, rate).await;
     let warm_rows = count(&db).await.min((rate / 2).max(100) as i64);
     let drain = wait_rows(
         &db,
@@ -409,10 +471,7 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
         let _ = p.wait();
     }
     let before = count(&db).await;
-    let fill = open_model(
-        &client,
-        &url,
-        &pharmacies,
+    let fill = open_model(addr, &pharmacies,
         500_000_000,
         backlog,
         rate.max(5_000),
@@ -454,6 +513,10 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
             format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
         ))
         .await;
+    let prefix = format!("b{}", &id[..12]);
+    if let Ok(redis) = maskdraw::store::redis::RedisStore::connect("redis://127.0.0.1:6379/0", &prefix) {
+        let _ = redis.delete_all().await;
+    }
     if let Ok(conn) =
         maskdraw::queue::broker::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await
     {

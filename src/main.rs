@@ -33,7 +33,11 @@ enum Command {
         with_persister: bool,
     },
     /// Consume reservations and write them to PostgreSQL.
-    Persist,
+    Persist {
+        /// Serve this persister's /metrics and /healthz on this address (e.g. 127.0.0.1:9091).
+        #[arg(long)]
+        metrics_bind: Option<String>,
+    },
     /// Apply database migrations.
     Migrate,
     /// Inspect or replay the dead-letter queue.
@@ -126,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
             bind,
             with_persister,
         } => serve(settings, bind, with_persister).await,
-        Command::Persist => persist(settings).await,
+        Command::Persist { metrics_bind } => persist(settings, metrics_bind).await,
         Command::Migrate => migrate(settings).await,
         Command::Dlq { action } => dlq(settings, action).await,
         Command::Keygen { out } => {
@@ -248,20 +252,33 @@ async fn serve(
     app.run_until_stopped().await.context("serving")
 }
 
-async fn persist(settings: Settings) -> anyhow::Result<()> {
+async fn persist(settings: Settings, metrics_bind: Option<String>) -> anyhow::Result<()> {
     let db = startup::connect_db(&settings.database_url)
         .await
         .context("connecting to PostgreSQL")?;
     startup::migrate(&db).await.context("migrating")?;
     let redis = RedisStore::connect(&settings.redis_url, &settings.key_prefix)?;
-    let p = startup::persister(&settings, db, redis, maskdraw::metrics::Metrics::new());
+    let metrics = maskdraw::metrics::Metrics::new();
+    let p = startup::persister(&settings, db, redis, metrics.clone());
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = startup::spawn_persister(&settings, p, rx);
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    if let Some(bind) = metrics_bind {
+        let server = startup::metrics_server(&bind, metrics).with_context(|| format!("binding {bind}"))?;
+        tokio::spawn(server);
+    }
+    shutdown_signal().await?;
     let _ = tx.send(true);
     task.await.context("stopping the persister")?;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
     Ok(())
 }
 

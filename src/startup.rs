@@ -91,6 +91,25 @@ pub fn spawn_persister(
     ))
 }
 
+/// A small server with `/metrics` and `/healthz`, for processes without the API (`persist`).
+///
+/// # Errors
+/// When the address cannot be bound.
+pub fn metrics_server(bind: &str, metrics: Metrics) -> std::io::Result<Server> {
+    let data = web::Data::new(metrics);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/metrics", web::get().to(|m: web::Data<Metrics>| async move {
+                HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(m.render())
+            }))
+            .route("/healthz", web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }))
+    })
+    .workers(1)
+    .bind(bind)?
+    .run())
+}
+
 pub struct Application {
     port: u16,
     server: Server,

@@ -10,7 +10,7 @@ use super::error::{ApiError, Code};
 use super::AppState;
 use crate::domain::{person_tag, phone_tag, IdNumber, PersonName, Phone, TicketId};
 use crate::queue::ReservationEvent;
-use crate::store::redis::{Reserve, TicketStatus};
+use crate::store::redis::Reserve;
 use crate::store::{day, draws, tickets};
 
 /// A reservation after parsing: only domain types from here on.
@@ -263,35 +263,17 @@ pub async fn create(
         valid_until,
     };
     drop(input);
-    if let Err(e) = state.publisher.publish(event.clone()).await {
+    if let Err(e) = state.publisher.publish(event).await {
         if let Err(re) = state.redis.release(&tag, &ticket, idem.as_deref()).await {
             tracing::error!(error = ?re, "could not release the lock of a reservation that was not taken");
         }
         return Err(ApiError::unavailable(&e));
     }
     state.metrics.accepted.inc();
-    let status = TicketStatus {
-        status: "accepted".into(),
-        pharmacy_id: event.pharmacy_id,
-        product_id: event.product_id,
-        flexible: event.flexible,
-        accepted_at: event.accepted_at.to_rfc3339(),
-        valid_until: valid_until.to_rfc3339(),
-        draws: Vec::new(),
-    };
-    // The reservation is durable now; failing to write the status hash loses nothing (the
-    // persister writes it again and the status API falls back to PostgreSQL).
-    if let Err(e) = state
-        .redis
-        .confirm(&tag, &status, &ticket, lock_ttl + 30 * 86_400)
-        .await
-    {
-        tracing::warn!(error = ?e, "writing the accepted status");
-    }
     Ok(HttpResponse::Accepted().json(Accepted {
         ticket_id: ticket,
         status: "accepted".into(),
-        valid_until: status.valid_until,
+        valid_until: valid_until.to_rfc3339(),
     }))
 }
 

@@ -105,8 +105,16 @@ async fn run(
             let (events, senders): (Vec<_>, Vec<_>) =
                 jobs.into_iter().map(|j| (j.event, j.done)).unzip();
             let n = events.len() as u64;
-            let body = Envelope::new(events).to_bytes();
+            let envelope = Envelope::new(events);
+            let body = envelope.to_bytes();
             let outcome = make_durable(&broker, &redis, &body, cfg.confirm_timeout).await;
+            if outcome.is_ok() {
+                // Durable now: a failure to write the status loses nothing (the persister
+                // writes it again and the status API falls back to PostgreSQL).
+                if let Err(e) = redis.confirm_many(&envelope.reservations).await {
+                    tracing::warn!(error = ?e, "writing the accepted statuses");
+                }
+            }
             match outcome {
                 Ok(Durability::Broker) => {
                     metrics.published.inc_by(n);

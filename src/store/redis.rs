@@ -113,7 +113,6 @@ pub struct RedisStore {
     pool: Pool,
     prefix: String,
     reserve: Script,
-    confirm: Script,
     release: Script,
     settle: Script,
 }
@@ -148,7 +147,6 @@ impl RedisStore {
             pool,
             prefix: prefix.to_string(),
             reserve: Script::new(RESERVE_LUA),
-            confirm: Script::new(CONFIRM_LUA),
             release: Script::new(RELEASE_LUA),
             settle: Script::new(SETTLE_LUA),
         })
@@ -217,35 +215,43 @@ impl RedisStore {
         }
     }
 
-    /// Marks the lock durable and writes the ticket's status hash (status `accepted` unless the
-    /// persister already wrote a later one).
+    /// After a batch became durable: marks each person's lock durable and writes each ticket's
+    /// status hash (status `accepted` unless the persister already wrote a later one), in one
+    /// round trip for the whole batch. EVAL (not EVALSHA) inside the pipeline, so a script cache
+    /// flushed by a Redis restart cannot fail it; Redis compiles the body once and caches it.
     ///
     /// # Errors
     /// When Redis cannot be reached.
-    pub async fn confirm(
+    pub async fn confirm_many(
         &self,
-        tag: &str,
-        status: &TicketStatus,
-        ticket: &str,
-        ttl_secs: u64,
+        events: &[crate::queue::ReservationEvent],
     ) -> Result<(), StoreError> {
         let mut conn = self.pool.get().await?;
-        let _: i64 = self
-            .confirm
-            .key(self.active_key(tag))
-            .arg(ticket)
-            .invoke_async(&mut *conn)
-            .await?;
-        let key = self.ticket_key(ticket);
-        redis::pipe()
-            .hset_nx(&key, "status", &status.status)
-            .ignore()
-            .hset_multiple(&key, &status_fields(status))
-            .ignore()
-            .expire(&key, ttl_secs as i64)
-            .ignore()
-            .query_async::<()>(&mut *conn)
-            .await?;
+        let mut pipe = redis::pipe();
+        let now = chrono::Utc::now();
+        for e in events {
+            let key = self.ticket_key(&e.ticket_id);
+            let ttl = (e.valid_until - now).num_seconds().max(0) + 30 * 86_400;
+            let st = TicketStatus {
+                status: "accepted".into(),
+                pharmacy_id: e.pharmacy_id.clone(),
+                product_id: e.product_id.clone(),
+                flexible: e.flexible,
+                accepted_at: e.accepted_at.to_rfc3339(),
+                valid_until: e.valid_until.to_rfc3339(),
+                draws: Vec::new(),
+            };
+            pipe.cmd("EVAL")
+                .arg(CONFIRM_LUA)
+                .arg(1)
+                .arg(self.active_key(&e.person_tag))
+                .arg(&e.ticket_id)
+                .ignore();
+            pipe.hset_nx(&key, "status", "accepted").ignore();
+            pipe.hset_multiple(&key, &status_fields(&st)).ignore();
+            pipe.expire(&key, ttl).ignore();
+        }
+        pipe.query_async::<()>(&mut *conn).await?;
         Ok(())
     }
 

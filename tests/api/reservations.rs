@@ -227,59 +227,60 @@ async fn bad_bodies_get_the_right_4xx_code_and_field() {
         assert_eq!(err["field"].as_str(), field, "{what}: {err}");
         assert!(!err["message"].as_str().unwrap().is_empty());
     }
+    // Raw bodies and headers that never become a reservation: (content type, body, header,
+    // status, code).
     let url = format!("{}/api/v1/reservations", app.address);
-    let broken = app
-        .client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{\"id_number\": ")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(broken.status(), 400);
-    assert_eq!(
-        broken.json::<Value>().await.unwrap()["code"],
-        "malformed_json"
-    );
-    let text = app
-        .client
-        .post(&url)
-        .header("content-type", "text/plain")
-        .body(good.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(text.status(), 415);
-    assert_eq!(
-        text.json::<Value>().await.unwrap()["code"],
-        "unsupported_media_type"
-    );
-    let huge = app
-        .client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(format!("{{\"name\": \"{}\"}}", "x".repeat(10_000)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(huge.status(), 413);
-    assert_eq!(
-        huge.json::<Value>().await.unwrap()["code"],
-        "payload_too_large"
-    );
-    let key = app
-        .client
-        .post(&url)
-        .header("Idempotency-Key", "no spaces allowed")
-        .json(&good)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(key.status(), 400);
-    assert_eq!(
-        key.json::<Value>().await.unwrap()["field"],
-        "Idempotency-Key"
-    );
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(10_000));
+    let key = Some(("Idempotency-Key", "no spaces allowed"));
+    let raw: Vec<(&str, String, Option<(&str, &str)>, u16, &str, Option<&str>)> = vec![
+        (
+            "application/json",
+            "{\"id_number\": ".into(),
+            None,
+            400,
+            "malformed_json",
+            None,
+        ),
+        (
+            "text/plain",
+            good.to_string(),
+            None,
+            415,
+            "unsupported_media_type",
+            None,
+        ),
+        (
+            "application/json",
+            huge,
+            None,
+            413,
+            "payload_too_large",
+            None,
+        ),
+        (
+            "application/json",
+            good.to_string(),
+            key,
+            400,
+            "validation_failed",
+            Some("Idempotency-Key"),
+        ),
+    ];
+    for (content_type, body, header, status, code, field) in raw {
+        let mut req = app
+            .client
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body);
+        if let Some((k, v)) = header {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), status, "{code}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["code"], code);
+        assert_eq!(err["field"].as_str(), field);
+    }
     let ticket = app.get("/api/v1/reservations/not-a-ticket").await;
     assert_eq!(ticket.status(), 400);
     let unknown = app

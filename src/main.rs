@@ -263,7 +263,8 @@ async fn persist(settings: Settings, metrics_bind: Option<String>) -> anyhow::Re
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = startup::spawn_persister(&settings, p, rx);
     if let Some(bind) = metrics_bind {
-        let server = startup::metrics_server(&bind, metrics).with_context(|| format!("binding {bind}"))?;
+        let server =
+            startup::metrics_server(&bind, metrics).with_context(|| format!("binding {bind}"))?;
         tokio::spawn(server);
     }
     shutdown_signal().await?;
@@ -274,7 +275,8 @@ async fn persist(settings: Settings, metrics_bind: Option<String>) -> anyhow::Re
 
 /// Ctrl-C or SIGTERM.
 async fn shutdown_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing SIGTERM handler")?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
         _ = term.recv() => {}

@@ -100,10 +100,19 @@ pub fn metrics_server(bind: &str, metrics: Metrics) -> std::io::Result<Server> {
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .route("/metrics", web::get().to(|m: web::Data<Metrics>| async move {
-                HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(m.render())
-            }))
-            .route("/healthz", web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }))
+            .route(
+                "/metrics",
+                web::get().to(|m: web::Data<Metrics>| async move {
+                    HttpResponse::Ok()
+                        .content_type("text/plain; version=0.0.4")
+                        .body(m.render())
+                }),
+            )
+            .route(
+                "/healthz",
+                web::get()
+                    .to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
+            )
     })
     .workers(1)
     .bind(bind)?

@@ -15,7 +15,9 @@ impl MigrationTrait for Migration {
             .execute_unprepared(
                 r#"
 CREATE TABLE tickets (
-    ticket_id    CHAR(26)     PRIMARY KEY,
+    -- COLLATE "C": ticket ids are ASCII and the snapshot orders them by bytes, so the primary
+    -- key's order is the seal's order and the seal reads it without a sort.
+    ticket_id    CHAR(26)     COLLATE "C" PRIMARY KEY,
     person_tag   CHAR(32)     NOT NULL,
     phone_tag    CHAR(32)     NOT NULL,
     masked_id    VARCHAR(18)  NOT NULL,

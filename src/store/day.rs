@@ -209,12 +209,21 @@ pub struct EntrantRow {
     pub person_tag: String,
 }
 
+/// Which tickets enter a draw: registered, accepted by the cutoff (`$1`), still valid at it,
+/// and their person not cooling down from a win on or after `$2`.
+macro_rules! eligible {
+    () => {
+        "t.status = 'registered' AND t.accepted_at <= $1 AND t.valid_until > $1 \
+         AND NOT EXISTS (SELECT 1 FROM draw_winners w JOIN tickets o ON o.ticket_id = w.ticket_id \
+                         WHERE o.person_tag = t.person_tag AND w.draw_date >= $2)"
+    };
+}
+
 /// The sealing transaction: fixes the day's entrants and records the seal.
 ///
-/// In one REPEATABLE READ transaction it inserts `draw_entries` for every eligible ticket
-/// (registered, accepted by the cutoff, still valid at it, its person not cooling down) with
-/// its leaf index in byte order of `ticket_id`, then streams those entrants to `each` in that
-/// order, then lets `finish` build the seal from what was streamed and records it. Nothing is
+/// In one REPEATABLE READ transaction it streams every eligible ticket (see `eligible!`) to
+/// `each` in byte order of `ticket_id`, records them in `draw_entries` with their leaf index,
+/// then lets `finish` build the seal from what was streamed and records it. Nothing is
 /// committed if any step fails; a concurrent second seal for the date fails on the primary key.
 ///
 /// # Errors
@@ -238,8 +247,8 @@ where
         .execute(&mut *tx)
         .await
         .map_err(sqlx_err)?;
-    // The seal row first, with placeholders: it is what draw_entries references, and its primary
-    // key is what refuses a second seal for the date.
+    // The seal row first, with placeholders: its primary key is what refuses a second seal for
+    // the date, before any work is done.
     sqlx::query(
         "INSERT INTO seals (draw_date, seal_id, previous, cutoff, entrants, entrants_root, stock_sha256, seal_txt, dir) \
          VALUES ($1, $2, $3, $4, 0, '', '', '', '')",
@@ -251,28 +260,16 @@ where
     .execute(&mut *tx)
     .await
     .map_err(sqlx_err)?;
-    let inserted = sqlx::query(
-        "INSERT INTO draw_entries (draw_date, ticket_id, leaf_index) \
-         SELECT $1, t.ticket_id, row_number() OVER (ORDER BY t.ticket_id COLLATE \"C\") - 1 \
-         FROM tickets t \
-         WHERE t.status = 'registered' AND t.accepted_at <= $2 AND t.valid_until > $2 \
-           AND NOT EXISTS (SELECT 1 FROM draw_winners w JOIN tickets o ON o.ticket_id = w.ticket_id \
-                           WHERE o.person_tag = t.person_tag AND w.draw_date >= $3)",
-    )
-    .bind(date)
-    .bind(cutoff)
-    .bind(cooling_from)
-    .execute(&mut *tx)
-    .await
-    .map_err(sqlx_err)?
-    .rows_affected();
+    // The entrants, in the primary key's order (byte order: the column is COLLATE "C").
+    let mut streamed: u64 = 0;
     {
-        let mut rows = sqlx::query(
-            "SELECT t.ticket_id, t.pharmacy_id, t.product_id, t.flexible, t.person_tag \
-             FROM draw_entries e JOIN tickets t ON t.ticket_id = e.ticket_id \
-             WHERE e.draw_date = $1 ORDER BY e.leaf_index",
-        )
-        .bind(date)
+        let mut rows = sqlx::query(concat!(
+            "SELECT t.ticket_id, t.pharmacy_id, t.product_id, t.flexible, t.person_tag FROM tickets t WHERE ",
+            eligible!(),
+            " ORDER BY t.ticket_id"
+        ))
+        .bind(cutoff)
+        .bind(cooling_from)
         .fetch(&mut *tx);
         while let Some(r) = rows.try_next().await.map_err(sqlx_err)? {
             let row = EntrantRow {
@@ -283,7 +280,27 @@ where
                 person_tag: r.try_get::<String, _>(4).map_err(sqlx_err)?,
             };
             each(row).map_err(DbErr::Custom)?;
+            streamed += 1;
         }
+    }
+    // The same rows again, server-side, into draw_entries: the REPEATABLE READ snapshot makes
+    // it the same set in the same order, and the counts are compared to be sure.
+    let inserted = sqlx::query(concat!(
+        "INSERT INTO draw_entries (draw_date, ticket_id, leaf_index) \
+         SELECT $3, t.ticket_id, row_number() OVER (ORDER BY t.ticket_id) - 1 FROM tickets t WHERE ",
+        eligible!()
+    ))
+    .bind(cutoff)
+    .bind(cooling_from)
+    .bind(date)
+    .execute(&mut *tx)
+    .await
+    .map_err(sqlx_err)?
+    .rows_affected();
+    if inserted != streamed {
+        return Err(DbErr::Custom(format!(
+            "sealed {streamed} entrants but recorded {inserted}"
+        )));
     }
     let record = finish(inserted).map_err(DbErr::Custom)?;
     sqlx::query(
@@ -411,24 +428,6 @@ pub async fn record_draw(
         .map_err(sqlx_err)?;
     tx.commit().await.map_err(sqlx_err)?;
     Ok(())
-}
-
-/// Tickets entered in a draw, in leaf order, that did not win it.
-///
-/// # Errors
-/// When the database fails.
-pub async fn losers(db: &DatabaseConnection, date: NaiveDate) -> Result<Vec<String>, DbErr> {
-    let rows = sqlx::query(
-        "SELECT e.ticket_id FROM draw_entries e LEFT JOIN draw_winners w ON w.draw_date = e.draw_date AND w.ticket_id = e.ticket_id \
-         WHERE e.draw_date = $1 AND w.ticket_id IS NULL",
-    )
-    .bind(date)
-    .fetch_all(pg(db))
-    .await
-    .map_err(sqlx_err)?;
-    rows.iter()
-        .map(|r| r.try_get::<String, _>(0).map_err(sqlx_err))
-        .collect()
 }
 
 /// A pickup code's winner and whether it was collected.

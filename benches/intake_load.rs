@@ -112,7 +112,11 @@ struct Job {
 /// One response: (status, microseconds since due, ticket id or error kind).
 type Outcome = (u16, u64, String);
 
-async fn connection_loop(addr: std::net::SocketAddr, jobs: async_channel::Receiver<Job>, out: tokio::sync::mpsc::UnboundedSender<Outcome>) {
+async fn connection_loop(
+    addr: std::net::SocketAddr,
+    jobs: async_channel::Receiver<Job>,
+    out: tokio::sync::mpsc::UnboundedSender<Outcome>,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream: Option<tokio::net::TcpStream> = None;
     let mut buf = Vec::with_capacity(4096);
@@ -128,7 +132,9 @@ async fn connection_loop(addr: std::net::SocketAddr, jobs: async_channel::Receiv
                     Err(_) => break Err("connect"),
                 }
             }
-            let Some(s) = stream.as_mut() else { break Err("connect") };
+            let Some(s) = stream.as_mut() else {
+                break Err("connect");
+            };
             let head = format!(
                 "POST /api/v1/reservations HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                 job.body.len()
@@ -150,7 +156,11 @@ async fn connection_loop(addr: std::net::SocketAddr, jobs: async_channel::Receiv
                     }
                 };
                 let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-                let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+                let status: u16 = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
                 let len: usize = head
                     .lines()
                     .find_map(|l| l.strip_prefix("content-length:"))
@@ -182,7 +192,11 @@ async fn connection_loop(addr: std::net::SocketAddr, jobs: async_channel::Receiv
         let _ = out.send(match result {
             Ok((status, body)) => {
                 let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                (status, us, v["ticket_id"].as_str().unwrap_or_default().to_string())
+                (
+                    status,
+                    us,
+                    v["ticket_id"].as_str().unwrap_or_default().to_string(),
+                )
             }
             Err(kind) => (0, us, kind.to_string()),
         });
@@ -190,10 +204,18 @@ async fn connection_loop(addr: std::net::SocketAddr, jobs: async_channel::Receiv
 }
 
 /// Offers `total` reservations at `rate` per second starting with identity `first`.
-async fn open_model(addr: std::net::SocketAddr, pharmacies: &[String], first: u64, total: u64, rate: u64) -> Run {
+async fn open_model(
+    addr: std::net::SocketAddr,
+    pharmacies: &[String],
+    first: u64,
+    total: u64,
+    rate: u64,
+) -> Run {
     let (jobs_tx, jobs_rx) = async_channel::unbounded::<Job>();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
-    let workers: Vec<_> = (0..CONNECTIONS).map(|_| tokio::spawn(connection_loop(addr, jobs_rx.clone(), tx.clone()))).collect();
+    let workers: Vec<_> = (0..CONNECTIONS)
+        .map(|_| tokio::spawn(connection_loop(addr, jobs_rx.clone(), tx.clone())))
+        .collect();
     drop(tx);
     let start = tokio::time::Instant::now();
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
@@ -285,7 +307,7 @@ async fn missing(db: &DatabaseConnection, tickets: &[String]) -> usize {
         let row = db
             .query_one(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT count(*) AS n FROM tickets WHERE ticket_id = ANY($1::text[])",
+                "SELECT count(*) AS n FROM tickets WHERE ticket_id = ANY($1::bpchar[])",
                 vec![arr],
             ))
             .await
@@ -426,12 +448,7 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
 
     // Warm-up: connections, JIT-free but caches and pools.
-    let _ = open_model(addr, &pharmacies,
-        900_000_000,
-        (rate / 2).max(100),
-        rate,
-    )
-    .await;
+    let _ = open_model(addr, &pharmacies, 900_000_000, (rate / 2).max(100), rate).await;
 
     println!("== open model: {rate}/s for {seconds} s");
     let total = rate * seconds;
@@ -471,12 +488,7 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
         let _ = p.wait();
     }
     let before = count(&db).await;
-    let fill = open_model(addr, &pharmacies,
-        500_000_000,
-        backlog,
-        rate.max(5_000),
-    )
-    .await;
+    let fill = open_model(addr, &pharmacies, 500_000_000, backlog, rate.max(5_000)).await;
     let target = before + fill.accepted as i64;
     let started = Instant::now();
     services.persist = Some(spawn("persist", &services.env));
@@ -514,7 +526,9 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
         ))
         .await;
     let prefix = format!("b{}", &id[..12]);
-    if let Ok(redis) = maskdraw::store::redis::RedisStore::connect("redis://127.0.0.1:6379/0", &prefix) {
+    if let Ok(redis) =
+        maskdraw::store::redis::RedisStore::connect("redis://127.0.0.1:6379/0", &prefix)
+    {
         let _ = redis.delete_all().await;
     }
     if let Ok(conn) =

@@ -71,6 +71,8 @@ pub struct Settings {
     pub persist_prefetch: u16,
     /// Reservations per INSERT statement in the persister.
     pub persist_batch: usize,
+    /// Competing consumers in one persister process.
+    pub persist_consumers: usize,
 }
 
 impl Default for Settings {
@@ -98,6 +100,7 @@ impl Default for Settings {
             publish_timeout_ms: 5_000,
             persist_prefetch: 64,
             persist_batch: 4_000,
+            persist_consumers: 2,
         }
     }
 }

@@ -82,13 +82,24 @@ pub fn spawn_persister(
     p: Arc<Persister>,
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(p.run(
-        settings.amqp_url.clone(),
-        settings.queue_name(),
-        settings.dead_queue_name(),
-        settings.persist_prefetch,
-        shutdown,
-    ))
+    // Several consumers per process, each on its own connection: while one waits for its
+    // INSERT to commit, another decodes and inserts the next batch.
+    let loops: Vec<_> = (0..settings.persist_consumers.max(1))
+        .map(|_| {
+            tokio::spawn(p.clone().run(
+                settings.amqp_url.clone(),
+                settings.queue_name(),
+                settings.dead_queue_name(),
+                settings.persist_prefetch,
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    tokio::spawn(async move {
+        for l in loops {
+            let _ = l.await;
+        }
+    })
 }
 
 /// A small server with `/metrics` and `/healthz`, for processes without the API (`persist`).

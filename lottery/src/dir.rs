@@ -231,6 +231,37 @@ pub fn write_draw(
     material: String,
     key: &SigningKey,
 ) -> Result<(DrawText, DrawOutcome), DirError> {
+    write_draw_with(dir, seal, reveals, material, key, |seed| {
+        draw(entrants, stock, seed)
+    })
+}
+
+/// [`write_draw`] over a streaming scan of `entrants.csv` (see [`crate::draw::draw_scanned`]).
+///
+/// # Errors
+/// As [`write_draw`].
+pub fn write_draw_scanned(
+    dir: &Path,
+    scan: &crate::scan::EntrantScan,
+    stock: &[StockLine],
+    seal: &SealText,
+    reveals: Vec<Reveal>,
+    material: String,
+    key: &SigningKey,
+) -> Result<(DrawText, DrawOutcome), DirError> {
+    write_draw_with(dir, seal, reveals, material, key, |seed| {
+        crate::draw::draw_scanned(scan, stock, seed)
+    })
+}
+
+fn write_draw_with(
+    dir: &Path,
+    seal: &SealText,
+    reveals: Vec<Reveal>,
+    material: String,
+    key: &SigningKey,
+    run: impl FnOnce(&[u8; 32]) -> Result<DrawOutcome, DrawError>,
+) -> Result<(DrawText, DrawOutcome), DirError> {
     check_reveals(&seal.commits, &reveals)?;
     if !check_material(&material) {
         return Err(DirError::Field(
@@ -244,7 +275,8 @@ pub fn write_draw(
         material,
     };
     let seed = seed_text.seed();
-    let outcome = draw(entrants, stock, &seed)?;
+    let outcome = run(&seed)?;
+
     let drawn = DrawText {
         seal_id: seed_text.seal_id,
         seed,

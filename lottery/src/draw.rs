@@ -201,6 +201,28 @@ pub fn draw(
     Ok(core.into_outcome(stock, |i| entrants[i as usize].ticket_id))
 }
 
+/// [`draw`] over a streaming scan of `entrants.csv` ([`crate::scan::scan_entrants_file`] with the
+/// stock's [`PoolIndex`]): the same outcome, without building a `Vec<Entrant>` (the fast path for
+/// days of millions of entrants; the scan parses on every core).
+///
+/// # Errors
+/// [`DrawError::Incomplete`] when the scan found a broken line or has no pool entries, and the
+/// errors of [`draw`].
+pub fn draw_scanned(
+    scan: &crate::scan::EntrantScan,
+    stock: &[StockLine],
+    seed: &[u8; 32],
+) -> Result<DrawOutcome, DrawError> {
+    if scan.error.is_some()
+        || scan.entries.len() as u64 != scan.lines
+        || scan.tickets.len() as u64 != scan.lines
+    {
+        return Err(DrawError::Incomplete);
+    }
+    let core = run(&scan.entries, stock, seed)?;
+    Ok(core.into_outcome(stock, |i| TicketId::from_u128(scan.tickets[i as usize])))
+}
+
 /// An entrant as the core sees it: pool index and flexible flag.
 pub(crate) fn pack_entry(pool: u32, flexible: bool) -> u32 {
     (pool << 1) | u32::from(flexible)

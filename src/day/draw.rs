@@ -136,15 +136,19 @@ pub async fn draw(
         }
     }
     bar.step("reading the snapshot");
-    let entrants_bytes = std::fs::read(dir.join("entrants.csv")).map_err(io("entrants.csv"))?;
-    let entrants = lottery::snapshot::parse_entrants(&entrants_bytes)?;
-    drop(entrants_bytes);
     let stock = lottery::snapshot::parse_stock(
         &std::fs::read(dir.join("stock.csv")).map_err(io("stock.csv"))?,
     )?;
+    // One parallel pass over entrants.csv, no Vec<Entrant>: the fast path for millions.
+    let pools = lottery::snapshot::PoolIndex::new(&stock);
+    let scan = lottery::scan::scan_entrants_file(&dir.join("entrants.csv"), Some(&pools), &|_| {})
+        .map_err(io("entrants.csv"))?;
+    if let Some(e) = &scan.error {
+        return Err(DayError::Refused(format!("entrants.csv: {e}")));
+    }
     bar.step("drawing");
     let (drawn, outcome) =
-        lottery::dir::write_draw(&dir, &entrants, &stock, &seal, reveals, material, key)?;
+        lottery::dir::write_draw_scanned(&dir, &scan, &stock, &seal, reveals, material, key)?;
 
     bar.step("recording winners");
     let winner_ids: Vec<String> = outcome
@@ -221,15 +225,18 @@ pub async fn draw(
         })
         .collect();
     ctx.redis.settle(&settle, ticket_ttl(ctx)).await?;
-    let won: HashSet<&str> = winner_ids.iter().map(String::as_str).collect();
-    let losers: Vec<String> = entrants
+    let won: HashSet<u128> = outcome
+        .winners
         .iter()
-        .map(|e| e.ticket_id.to_string())
-        .filter(|t| !won.contains(t.as_str()))
+        .map(|w| w.ticket_id.to_u128())
         .collect();
-    ctx.redis
-        .record_outcome(&losers, &field, "lost", ticket_ttl(ctx))
-        .await?;
+    let losers: Vec<String> = scan
+        .tickets
+        .iter()
+        .filter(|t| !won.contains(t))
+        .map(|t| lottery::snapshot::TicketId::from_u128(*t).to_string())
+        .collect();
+    ctx.redis.record_outcome(&losers, &field, "lost").await?;
 
     bar.step("writing exports");
     let exports = exports_root.join(date.to_string());
@@ -239,7 +246,7 @@ pub async fn draw(
         dir,
         exports,
         seed: seed_hex,
-        entrants: entrants.len(),
+        entrants: scan.tickets.len(),
         outcome,
         publish_at: publish,
         seconds: started.elapsed().as_secs_f64(),

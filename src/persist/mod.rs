@@ -224,8 +224,15 @@ impl Persister {
                     .await?;
                 self.metrics.poison.inc();
             }
-            for i in &outcome.ack {
-                batch[*i].ack(BasicAckOptions::default()).await?;
+            if outcome.dead.is_empty() {
+                // One frame acks the whole batch: every delivery up to the last is stored.
+                if let Some(last) = batch.last() {
+                    last.ack(BasicAckOptions { multiple: true }).await?;
+                }
+            } else {
+                for i in &outcome.ack {
+                    batch[*i].ack(BasicAckOptions::default()).await?;
+                }
             }
         }
     }

@@ -57,8 +57,8 @@ pub async fn list(uri: &str, queue: &str, dead: &str) -> Result<Vec<DeadLetter>,
     Ok(out)
 }
 
-/// Moves every dead letter back to the reservations queue: publish with a confirm, then ack
-/// the dead letter. Returns how many were moved.
+/// Moves the dead letters waiting now back to the reservations queue: publish with a confirm,
+/// then ack the dead letter. Returns how many were moved.
 ///
 /// # Errors
 /// When the broker cannot be reached or refuses a publish.
@@ -71,11 +71,17 @@ pub async fn replay(uri: &str, queue: &str, dead: &str) -> Result<usize, BrokerE
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     let link = Link { conn, publish };
+    // Only what is there now: a message that is still poison comes straight back to the
+    // dead-letter queue and must not be replayed again in the same pass.
+    let waiting = super::broker::queue_depth(&link.conn, dead).await? as usize;
     let mut moved = 0;
-    while let Some(msg) = ch
-        .basic_get(dead, BasicGetOptions { no_ack: false })
-        .await?
-    {
+    while moved < waiting {
+        let Some(msg) = ch
+            .basic_get(dead, BasicGetOptions { no_ack: false })
+            .await?
+        else {
+            break;
+        };
         if !publish_confirmed(&link, queue, &msg.delivery.data, Duration::from_secs(10)).await {
             msg.delivery
                 .nack(BasicNackOptions {

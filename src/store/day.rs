@@ -355,7 +355,7 @@ pub async fn ticket_identities(
     let mut out = std::collections::HashMap::with_capacity(tickets.len());
     for chunk in tickets.chunks(50_000) {
         let rows = sqlx::query(
-            "SELECT ticket_id, masked_id, person_tag FROM tickets WHERE ticket_id = ANY($1)",
+            "SELECT ticket_id, masked_id, person_tag FROM tickets WHERE ticket_id = ANY($1::bpchar[])",
         )
         .bind(chunk)
         .fetch_all(pg(db))

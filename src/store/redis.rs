@@ -385,7 +385,9 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Records one outcome on many tickets (the losers of a draw), pipelined.
+    /// Records one outcome on many tickets (the losers of a draw), pipelined. One HSET each and
+    /// no EXPIRE: the status hash already lives past the ticket's validity (set at acceptance),
+    /// and a hash Redis has lost stays lost (the status API reads PostgreSQL then).
     ///
     /// # Errors
     /// When Redis cannot be reached.
@@ -394,15 +396,12 @@ impl RedisStore {
         tickets: &[String],
         field: &str,
         value: &str,
-        ticket_ttl_secs: u64,
     ) -> Result<(), StoreError> {
         let mut conn = self.pool.get().await?;
-        for chunk in tickets.chunks(5_000) {
+        for chunk in tickets.chunks(10_000) {
             let mut pipe = redis::pipe();
             for t in chunk {
-                let key = self.ticket_key(t);
-                pipe.hset(&key, field, value).ignore();
-                pipe.expire(&key, ticket_ttl_secs as i64).ignore();
+                pipe.hset(self.ticket_key(t), field, value).ignore();
             }
             pipe.query_async::<()>(&mut *conn).await?;
         }

@@ -90,7 +90,7 @@ pub async fn insert_batch(
         let present = txn
             .query_all(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT ticket_id FROM tickets WHERE ticket_id = ANY($1::text[])",
+                "SELECT ticket_id FROM tickets WHERE ticket_id = ANY($1::bpchar[])",
                 vec![text_array(rest.iter().cloned())],
             ))
             .await?;

@@ -347,8 +347,7 @@ fn redis_baseline() -> String {
         Ok(o) => String::from_utf8_lossy(&o.stdout)
             .replace('\r', "\n")
             .lines()
-            .filter(|l| l.contains("requests per second"))
-            .last()
+            .rfind(|l| l.contains("requests per second"))
             .unwrap_or("")
             .trim()
             .to_string(),

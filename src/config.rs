@@ -206,6 +206,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's own test API returns its error by value
     fn environment_variables_override_the_file_and_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

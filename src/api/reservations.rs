@@ -420,7 +420,7 @@ pub async fn proof(
         .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         .ok_or_else(|| ApiError::field(Code::ValidationFailed, "date", "date is YYYY-MM-DD"))?;
     let drawn = day::draw(&state.db, date).await?;
-    if !drawn.is_some_and(|d| d.publish_at <= Utc::now()) {
+    if drawn.is_none_or(|d| d.publish_at > Utc::now()) {
         return Err(ApiError::new(
             Code::NotPublished,
             format!("the results of {date} are not published yet"),

@@ -232,7 +232,15 @@ async fn bad_bodies_get_the_right_4xx_code_and_field() {
     let url = format!("{}/api/v1/reservations", app.address);
     let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(10_000));
     let key = Some(("Idempotency-Key", "no spaces allowed"));
-    let raw: Vec<(&str, String, Option<(&str, &str)>, u16, &str, Option<&str>)> = vec![
+    type Raw<'a> = (
+        &'a str,
+        String,
+        Option<(&'a str, &'a str)>,
+        u16,
+        &'a str,
+        Option<&'a str>,
+    );
+    let raw: Vec<Raw> = vec![
         (
             "application/json",
             "{\"id_number\": ".into(),

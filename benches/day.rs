@@ -563,7 +563,7 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
     reset_peak();
     let t = Instant::now();
     // [scan, draw, write]
-    let mut d1_split = [0.0f64; 3];
+    let d1_split: [f64; 3];
     let (d1_result, d1_pools) = {
         let stock =
             lottery::snapshot::parse_stock(&read_small("stock.csv")?).map_err(|e| e.to_string())?;

@@ -2,6 +2,11 @@
 
 use std::path::PathBuf;
 
+// The service allocates and frees many small buffers per request across threads; glibc's malloc
+// was ~10% of the server's profile under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};

@@ -214,7 +214,8 @@ pub async fn draw(
             person_tag: r.person_tag.clone(),
             ticket: r.ticket_id.clone(),
             status: "won",
-            cooldown: (cool_secs > 0).then(|| (until.to_string(), cool_secs as u64)),
+            cooldown: (cool_secs > 0)
+                .then(|| (format!("{until}|{}", publish.timestamp()), cool_secs as u64)),
             draw_field: Some((
                 field.clone(),
                 format!(

@@ -54,7 +54,13 @@ if ARGV[6] == '1' then
   end
 end
 local c = redis.call('GET', KEYS[2])
-if c then return {'cooling', c} end
+if c then
+  -- `until|visible_from`: before the results are published a winner is told only that they
+  -- hold a reservation, as a loser would be; the cooldown shows from publication on.
+  local u, vis = string.match(c, "^([^|]*)|?(%d*)$")
+  if vis and vis ~= '' and now < tonumber(vis) then return {'active', ''} end
+  return {'cooling', u or c}
+end
 local a = redis.call('GET', KEYS[1])
 if a then
   local at, ast, ats = parse(a)
@@ -101,7 +107,8 @@ pub struct Settle {
     pub ticket: String,
     /// New status of the ticket (`won`, `expired`).
     pub status: &'static str,
-    /// (`until` shown to the person, seconds to keep it) for a winner's cooldown.
+    /// (`until|visible_from_unix`, seconds to keep it) for a winner's cooldown: `until` is the
+    /// date shown to the person, from `visible_from` (the draw's publication) on.
     pub cooldown: Option<(String, u64)>,
     /// (`draw:<date>`, outcome) recorded on the ticket.
     pub draw_field: Option<(String, String)>,

@@ -135,8 +135,11 @@ async fn a_whole_day_is_sealed_drawn_and_verified_and_cannot_be_redone() {
     let d = Day::new(&app).await;
     let ph = district_pharmacies(&app, 2);
     let mut tickets = Vec::new();
+    let mut bodies = std::collections::HashMap::new();
     for i in 0..12 {
-        tickets.push(reserve(&app, &ph[i % 2], "KN95", i % 3 == 0).await.0);
+        let (t, body) = reserve(&app, &ph[i % 2], "KN95", i % 3 == 0).await;
+        bodies.insert(t.clone(), body);
+        tickets.push(t);
     }
     app.wait_for_tickets("registered", 12, Duration::from_secs(30))
         .await;
@@ -203,6 +206,15 @@ async fn a_whole_day_is_sealed_drawn_and_verified_and_cannot_be_redone() {
         assert_eq!(st["status"], "registered", "{st}");
         assert_eq!(st["draws"], json!([]), "{st}");
     }
+    // A winner who tries again before publication learns nothing: they still "hold" a ticket.
+    let result = std::fs::read_to_string(sealed.dir.join("result.csv")).unwrap();
+    let winner = result.lines().next().unwrap().split(',').next().unwrap();
+    let again = app.reserve(&bodies[winner]).await;
+    assert_eq!(again.status(), 409);
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["code"],
+        "already_reserved"
+    );
     let proof = app
         .get(&format!(
             "/api/v1/reservations/{}/proof?date={date}",

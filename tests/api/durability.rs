@@ -333,3 +333,83 @@ async fn the_database_catches_a_duplicate_person_that_redis_missed() {
     }
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn a_persister_process_killed_mid_batch_loses_nothing_and_stores_each_ticket_once() {
+    let app = spawn_app_with(
+        Options {
+            with_persister: false,
+        },
+        |_| {},
+    )
+    .await;
+    // Enough reservations that a deliberately slow persister (one message at a time, one row
+    // per INSERT) is still busy when it is killed.
+    let mut accepted = Vec::new();
+    for _ in 0..6 {
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let (client, url) = (
+                app.client.clone(),
+                format!("{}/api/v1/reservations", app.address),
+            );
+            tasks.push(tokio::spawn(async move {
+                let resp = client.post(url).json(&reservation()).send().await.unwrap();
+                assert_eq!(resp.status(), 202);
+                resp.json::<Value>().await.unwrap()["ticket_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            }));
+        }
+        for t in tasks {
+            accepted.push(t.await.unwrap());
+        }
+    }
+    let s = &app.settings;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_maskdraw"))
+        .arg("persist")
+        .env("MASKDRAW_DATABASE_URL", &s.database_url)
+        .env("MASKDRAW_REDIS_URL", &s.redis_url)
+        .env("MASKDRAW_AMQP_URL", direct_amqp())
+        .env("MASKDRAW_KEY_PREFIX", &s.key_prefix)
+        .env("MASKDRAW_QUEUE_PREFIX", &s.queue_prefix)
+        .env("MASKDRAW_HMAC_SECRET", s.hmac_secret.expose())
+        .env("MASKDRAW_STATIC_DIR", &s.static_dir)
+        .env("MASKDRAW_PERSIST_PREFETCH", "1")
+        .env("MASKDRAW_PERSIST_BATCH", "1")
+        .env("MASKDRAW_PERSIST_CONSUMERS", "1")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start maskdraw persist");
+    // Kill it once it has stored some but not all.
+    let start = Instant::now();
+    loop {
+        let n = app.count_tickets(None).await;
+        if n > 0 {
+            assert!(n < 600, "the persister finished before it could be killed");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the persister process stored nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stored_at_kill = app.count_tickets(None).await;
+    assert!(stored_at_kill < 600);
+
+    // A new persister takes over: the unacked messages come back, nothing twice.
+    let redis = RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap();
+    let p = startup::persister(&app.settings, app.db.clone(), redis, Metrics::new());
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    startup::spawn_persister(&app.settings, p, rx);
+    app.wait_for_tickets("registered", 600, Duration::from_secs(60))
+        .await;
+    let _ = tx.send(true);
+    assert_eq!(app.count_tickets(None).await, 600);
+    assert_eq!(ticket_ids(&app).await, accepted.into_iter().collect());
+    app.teardown().await;
+}

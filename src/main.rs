@@ -199,7 +199,7 @@ async fn main() -> anyhow::Result<()> {
             let opts = day::demo::DemoOptions {
                 citizens,
                 date,
-                root: day::demo::default_root(),
+                root: PathBuf::from("."),
                 progress: true,
             };
             print!("{}", day::demo::run(settings, opts).await?);

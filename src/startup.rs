@@ -134,7 +134,6 @@ pub struct Application {
     port: u16,
     server: Server,
     shutdown: watch::Sender<bool>,
-    state: web::Data<AppState>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -255,17 +254,12 @@ impl Application {
             port,
             server,
             shutdown,
-            state,
             tasks,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    pub fn state(&self) -> web::Data<AppState> {
-        self.state.clone()
     }
 
     /// A handle that stops the background tasks (broker keeper, relay, persister, monitor).

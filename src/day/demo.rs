@@ -3,7 +3,7 @@
 //! the persister drains, stock is imported, the day is sealed and drawn, and the notary's
 //! verification runs on the result.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -309,9 +309,4 @@ async fn delete_queues(settings: &Settings) {
         }
         let _ = conn.close(200, "demo done").await;
     }
-}
-
-/// Where relative paths of the demo start.
-pub fn default_root() -> PathBuf {
-    Path::new(".").to_path_buf()
 }

@@ -127,10 +127,6 @@ impl Broker {
         &self.dead
     }
 
-    pub fn uri(&self) -> &str {
-        &self.uri
-    }
-
     /// The current link if it is alive.
     pub fn current(&self) -> Option<Arc<Link>> {
         let guard = self.link.lock().ok()?;

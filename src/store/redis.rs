@@ -163,10 +163,6 @@ impl RedisStore {
         &self.pool
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     fn active_key(&self, tag: &str) -> String {
         format!("{}:{{{tag}}}:active", self.prefix)
     }
@@ -334,32 +330,6 @@ impl RedisStore {
             accepted_at: get("accepted_at"),
             valid_until: get("valid_until"),
         }))
-    }
-
-    /// Starts a winner's cooldown: no new reservation until `until` (a date), and frees the
-    /// lock the winning ticket held.
-    ///
-    /// # Errors
-    /// When Redis cannot be reached.
-    pub async fn start_cooldown(
-        &self,
-        tag: &str,
-        ticket: &str,
-        until: &str,
-        ttl_secs: u64,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.pool.get().await?;
-        let _: () = conn
-            .set_ex(self.cooldown_key(tag), until, ttl_secs.max(1))
-            .await?;
-        let _: i64 = self
-            .release
-            .key(self.active_key(tag))
-            .key(self.idem_key(tag, None))
-            .arg(ticket)
-            .invoke_async(&mut *conn)
-            .await?;
-        Ok(())
     }
 
     /// Applies a draw's or an expiry's consequences, pipelined in chunks.

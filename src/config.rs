@@ -147,11 +147,14 @@ impl Settings {
                 "must be at least 1".into(),
             ));
         }
-        if self.publish_batch == 0 || self.persist_batch == 0 || self.persist_prefetch == 0 {
-            return Err(ConfigError::Invalid(
-                "publish_batch",
-                "batches must hold at least one".into(),
-            ));
+        let at_least_one = [
+            ("publish_batch", self.publish_batch),
+            ("persist_batch", self.persist_batch),
+            ("persist_prefetch", usize::from(self.persist_prefetch)),
+            ("persist_consumers", self.persist_consumers),
+        ];
+        if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid(name, "must be at least 1".into()));
         }
         Ok(())
     }
@@ -222,6 +225,28 @@ mod tests {
             assert_eq!(s.validity_days, 10);
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_zero_batch_or_consumer_count_is_refused_by_name() {
+        let s = Settings {
+            persist_consumers: 0,
+            ..Settings::default()
+        };
+        assert!(s
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("persist_consumers"));
+        let s = Settings {
+            persist_prefetch: 0,
+            ..Settings::default()
+        };
+        assert!(s
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("persist_prefetch"));
     }
 
     #[test]

@@ -598,14 +598,15 @@ pub fn stock_csv(stock: &[StockLine]) -> Vec<u8> {
 /// Lookup from pool (`pharmacy_id`, `product_id`) to its stock line index.
 #[derive(Debug, Clone)]
 pub struct PoolIndex {
-    map: HashMap<(Ident, Ident), u32>,
+    map: rustc_hash::FxHashMap<(Ident, Ident), u32>,
 }
 
 impl PoolIndex {
     /// Builds the index. Later duplicates (impossible in a parsed stock) lose.
     #[must_use]
     pub fn new(stock: &[StockLine]) -> Self {
-        let mut map = HashMap::with_capacity(stock.len());
+        let mut map = rustc_hash::FxHashMap::default();
+        map.reserve(stock.len());
         for (i, s) in stock.iter().enumerate() {
             map.entry(s.pool()).or_insert(i as u32);
         }

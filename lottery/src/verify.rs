@@ -117,6 +117,31 @@ pub fn verify_dir_with_progress(
     previous: Option<&Path>,
     progress: &dyn Progress,
 ) -> Report {
+    verify_dir_scanned(dir, key, previous, progress).0
+}
+
+/// What [`verify_dir_scanned`] read, when `stock.csv` and `entrants.csv` were clean: exactly
+/// the bytes the report judged, parsed, so that the draw needs no second read.
+#[derive(Debug)]
+pub struct Scanned {
+    /// `stock.csv`.
+    pub stock: Vec<StockLine>,
+    /// The pass over `entrants.csv`, with pool indices into `stock`.
+    pub entrants: EntrantScan,
+}
+
+/// [`verify_dir_with_progress`], also handing back what it read when `stock.csv` and
+/// `entrants.csv` were clean (grammar, order, unique tags, every pool listed), so that a caller
+/// about to draw does not read and hash `entrants.csv` a second time, nor re-read a file that
+/// could have changed since it was checked. When [`Report::all_passed`] holds, this is the
+/// sealed day's input to the draw.
+#[must_use]
+pub fn verify_dir_scanned(
+    dir: &Path,
+    key: &VerifyingKey,
+    previous: Option<&Path>,
+    progress: &dyn Progress,
+) -> (Report, Option<Scanned>) {
     let mut r = Report::default();
 
     if dir.join("authority.pub").exists() {
@@ -243,7 +268,7 @@ pub fn verify_dir_with_progress(
         .filter(|f| dir.join(f).exists())
         .collect();
     if present.is_empty() {
-        return r;
+        return (r, clean(stock, scan));
     }
     let missing: Vec<&str> = DRAW_FILES
         .iter()
@@ -415,7 +440,20 @@ pub fn verify_dir_with_progress(
             Err(cannot("draw.txt is invalid")),
         ),
     }
-    r
+    (r, clean(stock, scan))
+}
+
+/// Both files, when the stock parsed and the scan broke no rule.
+fn clean(
+    stock: Result<Vec<StockLine>, String>,
+    scan: Result<EntrantScan, String>,
+) -> Option<Scanned> {
+    match (stock, scan) {
+        (Ok(stock), Ok(entrants)) if entrants.error.is_none() && !entrants.duplicate_tag => {
+            Some(Scanned { stock, entrants })
+        }
+        _ => None,
+    }
 }
 
 fn outputs(core: &Core, stock: &[StockLine], tickets: &[u128]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {

@@ -153,3 +153,28 @@ fn a_directory_signed_by_another_key_fails_verification() {
         "{failed:?}"
     );
 }
+
+#[test]
+fn the_scan_verify_hands_back_draws_the_sealed_day_and_a_broken_file_gives_none() {
+    use lottery::verify::{draw_from_scan, verify_dir_scanned};
+    let key = parse_public_key_file(&read("v1-small", "authority.pub")).unwrap();
+    let (report, scanned) =
+        verify_dir_scanned(&vector_dir("v1-small"), &key, None, &lottery::NoProgress);
+    assert!(report.all_passed(), "{report}");
+    let scanned = scanned.expect("a clean day hands back its scan");
+    let drawn = lottery::text::DrawText::parse(&read("v1-small", "draw.txt")).unwrap();
+    let replayed = draw_from_scan(&scanned.entrants, &scanned.stock, &drawn.seed).unwrap();
+    assert_eq!(replayed.result_csv, read("v1-small", "result.csv"));
+    assert_eq!(replayed.spill_csv, read("v1-small", "spill.csv"));
+
+    // Two lines swapped: out of order, so no scan comes back (and the report fails).
+    let tmp = tempfile::tempdir().unwrap();
+    copy_day(tmp.path(), &SEAL_FILES);
+    let text = read("v1-small", "entrants.csv");
+    let mut lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+    lines.swap(0, 1);
+    std::fs::write(tmp.path().join("entrants.csv"), lines.concat()).unwrap();
+    let (report, scanned) = verify_dir_scanned(tmp.path(), &key, None, &lottery::NoProgress);
+    assert!(!report.all_passed());
+    assert!(scanned.is_none());
+}

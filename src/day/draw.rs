@@ -110,12 +110,20 @@ pub async fn draw(
     let bar = Bar::new(ctx.progress);
     // Check the directory exactly as the notary will, before anything depends on it.
     let interrupted = dir.join("draw.txt").exists();
-    let report = lottery::verify::verify_dir_with_progress(&dir, &key.verifying_key(), None, &bar);
-    if !report.all_passed() {
-        return Err(DayError::Refused(format!(
-            "the sealed directory fails verification:\n{report}"
-        )));
-    }
+    // Its one pass over entrants.csv is also the draw's input: the file is read and hashed once.
+    let (report, scan) =
+        lottery::verify::verify_dir_scanned(&dir, &key.verifying_key(), None, &bar);
+    let lottery::verify::Scanned {
+        stock,
+        entrants: scan,
+    } = match scan {
+        Some(scanned) if report.all_passed() => scanned,
+        _ => {
+            return Err(DayError::Refused(format!(
+                "the sealed directory fails verification:\n{report}"
+            )))
+        }
+    };
     if interrupted {
         // An interrupted draw wrote its files but did not record them. Finishing it is allowed
         // only with the same seed: a second roll of the dice is exactly what must never happen.
@@ -134,17 +142,6 @@ pub async fn draw(
                 dir.display()
             )));
         }
-    }
-    bar.step("reading the snapshot");
-    let stock = lottery::snapshot::parse_stock(
-        &std::fs::read(dir.join("stock.csv")).map_err(io("stock.csv"))?,
-    )?;
-    // One parallel pass over entrants.csv, no Vec<Entrant>: the fast path for millions.
-    let pools = lottery::snapshot::PoolIndex::new(&stock);
-    let scan = lottery::scan::scan_entrants_file(&dir.join("entrants.csv"), Some(&pools), &|_| {})
-        .map_err(io("entrants.csv"))?;
-    if let Some(e) = &scan.error {
-        return Err(DayError::Refused(format!("entrants.csv: {e}")));
     }
     bar.step("drawing");
     let (drawn, outcome) =
@@ -185,7 +182,17 @@ pub async fn draw(
     let seed_hex = hex::encode(drawn.seed);
     let mut attempt = 0;
     loop {
-        match day::record_draw(&ctx.db, date, &seed_hex, &draw_txt, publish, &rows).await {
+        match day::record_draw(
+            &ctx.db,
+            date,
+            &seed_hex,
+            &draw_txt,
+            publish,
+            &scan.tickets,
+            &rows,
+        )
+        .await
+        {
             Ok(()) => break,
             // Two equal pickup codes (a 2^-50 event per pair) fail the unique index: new codes.
             Err(e) if attempt < 3 && e.to_string().contains("pickup_code") => {

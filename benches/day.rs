@@ -466,7 +466,7 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
     check(&mut fig, copied_lines == n, "COPY returned every ticket");
 
     // ---------------------------------------------------------------- (b) seal
-    println!("== (b) maskdraw::day::seal::seal (expire, draw_entries, stream, hash, write, sign, record)");
+    println!("== (b) maskdraw::day::seal::seal (expire, stream, hash, write, sign, record)");
     reset_peak();
     let t = Instant::now();
     let sealed = day::seal::seal(&ctx, date, &key, commits, &snapshots)
@@ -487,13 +487,6 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
         &format!("the seal holds every ticket ({} = {n})", sealed.entrants),
     );
     let dir = sealed.dir.clone();
-    // The sealed directory as the draw finds it, kept aside (hard links) to time the draw's
-    // own verification afterwards.
-    let sealed_only = root.join("sealed-only");
-    std::fs::create_dir_all(&sealed_only).map_err(|e| e.to_string())?;
-    for f in ["entrants.csv", "stock.csv", "seal.txt", "seal.sig"] {
-        std::fs::hard_link(dir.join(f), sealed_only.join(f)).map_err(|e| e.to_string())?;
-    }
     let entrants_mib =
         std::fs::metadata(dir.join("entrants.csv")).map_or(0, |m| m.len()) as f64 / 1048576.0;
     println!("   entrants.csv {entrants_mib:.1} MiB");
@@ -546,11 +539,16 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
 
     // ---------------------------------------------------------------- (d1) lottery alone
     println!(
-        "== (d1) the lottery alone on the sealed directory, as `maskdraw draw` runs it: parse stock.csv and seal.txt, \
-         one parallel scan of entrants.csv (scan_entrants_file), both rolls (draw_scanned), the three CSVs"
+        "== (d1) the lottery on the sealed directory, as `maskdraw draw` runs it: verify_dir_scanned (every check \
+         of the sealed directory, with the authority key; its one parallel pass over entrants.csv is the draw's \
+         input), both rolls (draw_scanned), result.csv, pools.csv, spill.csv, draw.txt and draw.sig written"
     );
+    // A copy of the sealed directory (hard links), so that (d2) later finds it undrawn.
     let scratch = root.join("d1");
     std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+    for f in ["entrants.csv", "stock.csv", "seal.txt", "seal.sig"] {
+        std::fs::hard_link(dir.join(f), scratch.join(f)).map_err(|e| e.to_string())?;
+    }
     let read_small = |name: &str| std::fs::read(dir.join(name)).map_err(|e| e.to_string());
     let seed_of = |seal: &lottery::text::SealText| {
         lottery::text::SeedText {
@@ -562,41 +560,46 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
     };
     reset_peak();
     let t = Instant::now();
-    // [scan, draw, write]
-    let d1_split: [f64; 3];
+    // [verify and scan, draw and write]
+    let d1_split: [f64; 2];
     let (d1_result, d1_pools) = {
-        let stock =
-            lottery::snapshot::parse_stock(&read_small("stock.csv")?).map_err(|e| e.to_string())?;
-        let seal =
-            lottery::text::SealText::parse(&read_small("seal.txt")?).map_err(|e| e.to_string())?;
-        let seed = seed_of(&seal);
-        let index = lottery::snapshot::PoolIndex::new(&stock);
-        let t0 = t.elapsed().as_secs_f64();
-        let scan =
-            lottery::scan::scan_entrants_file(&dir.join("entrants.csv"), Some(&index), &|_| {})
-                .map_err(|e| e.to_string())?;
-        if let Some(e) = &scan.error {
-            return Err(format!("scan: {e}"));
-        }
+        let seal = lottery::text::SealText::parse(
+            &std::fs::read(scratch.join("seal.txt")).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let (report, scanned) = lottery::verify::verify_dir_scanned(
+            &scratch,
+            &key.verifying_key(),
+            None,
+            &lottery::NoProgress,
+        );
+        let scanned = match scanned {
+            Some(s) if report.all_passed() => s,
+            _ => return Err(format!("verify of the sealed directory failed:\n{report}")),
+        };
         let t1 = t.elapsed().as_secs_f64();
-        let o = lottery::draw::draw_scanned(&scan, &stock, &seed).map_err(|e| e.to_string())?;
-        let t2 = t.elapsed().as_secs_f64();
-        for (f, b) in [
-            ("result.csv", &o.result_csv),
-            ("pools.csv", &o.pools_csv),
-            ("spill.csv", &o.spill_csv),
-        ] {
-            std::fs::write(scratch.join(f), b).map_err(|e| e.to_string())?;
-        }
-        d1_split = [t1 - t0, t2 - t1, t.elapsed().as_secs_f64() - t2];
+        let (_, o) = lottery::dir::write_draw_scanned(
+            &scratch,
+            &scanned.entrants,
+            &scanned.stock,
+            &seal,
+            reveals.clone(),
+            material.clone(),
+            &key,
+        )
+        .map_err(|e| e.to_string())?;
+        d1_split = [t1, t.elapsed().as_secs_f64() - t1];
         (o.result_csv, o.pools_csv)
     };
     let d1_secs = t.elapsed().as_secs_f64();
     fig.add("(d1) lottery on the directory", d1_secs, peak_rss_mib());
     println!(
-        "   scan of entrants.csv (parse + leaf hashes + root, both cores) {:.2} s, both rolls {:.2} s, writing the CSVs {:.2} s",
-        d1_split[0], d1_split[1], d1_split[2]
+        "   verify_dir_scanned (signature, stock, parse + leaf hashes + root of entrants.csv on both cores, duplicate tags) {:.2} s; \
+         both rolls and the five files {:.2} s",
+        d1_split[0], d1_split[1]
     );
+    let scratch = root.join("d1-parse");
+    std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
 
     println!("== (d1') for reference, the lottery through parse_entrants (a Vec<Entrant>, one core) + lottery::draw::draw");
     reset_peak();
@@ -710,13 +713,12 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
     check(
         &mut fig,
         entries as u64 == n,
-        &format!("{entries} draw_entries recorded by the seal"),
+        &format!("{entries} draw_entries recorded by the draw"),
     );
 
     // ---------------------------------------------------------------- where the time goes
     println!("== where the time goes (each part re-run on its own after the measured steps)");
     let mut parts: Vec<(String, f64)> = Vec::new();
-    let seal_insert_secs;
     let expire_secs;
     let stream_secs;
     let client_cpu_secs;
@@ -741,7 +743,11 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
             .await
             .map_err(|e| e.to_string())?;
         expire_secs = t.elapsed().as_secs_f64();
-        parts.push(("seal: expire (UPDATE, 0 rows)".into(), expire_secs));
+        parts.push((
+            "seal: expire (UPDATE through the partial index tickets_registered_until, 0 rows)"
+                .into(),
+            expire_secs,
+        ));
         sqlx::query("INSERT INTO seals (draw_date, seal_id, previous, cutoff, entrants, entrants_root, stock_sha256, seal_txt, dir) VALUES ($1, 'probe', $3, $2, 0, '', '', '', '')")
             .bind(probe)
             .bind(cutoff)
@@ -768,81 +774,7 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
             format!("seal: streaming SELECT of the eligible tickets ORDER BY ticket_id, decoded by sqlx ({streamed} rows)"),
             stream_secs,
         ));
-        let t = Instant::now();
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO draw_entries (draw_date, ticket_id, leaf_index) \
-             SELECT $3, t.ticket_id, row_number() OVER (ORDER BY t.ticket_id) - 1 FROM tickets t WHERE {probe_eligible}"
-        ))
-        .bind(cutoff)
-        .bind(probe)
-        .bind(probe)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| e.to_string())?
-        .rows_affected();
-        seal_insert_secs = t.elapsed().as_secs_f64();
-        parts.push((
-            format!("seal: INSERT INTO draw_entries ... SELECT, the second pass over tickets ({inserted} rows)"),
-            seal_insert_secs,
-        ));
         tx.rollback().await.map_err(|e| e.to_string())?;
-    }
-    // What-ifs for the seal, each in its own rolled-back transaction (DDL is transactional):
-    // the entries written with COPY FROM STDIN from the client (leaf index = line number of
-    // entrants.csv) instead of a second pass, with and without draw_entries' BRIN index.
-    let entries_tsv: Vec<u8> = {
-        let bytes = std::fs::read(dir.join("entrants.csv")).map_err(|e| e.to_string())?;
-        let mut out = Vec::with_capacity(bytes.len() / 2);
-        for (i, line) in bytes
-            .split(|&b| b == b'\n')
-            .filter(|l| l.len() >= 26)
-            .enumerate()
-        {
-            out.extend_from_slice(b"@DATE@\t");
-            out.extend_from_slice(&line[..26]);
-            out.extend_from_slice(format!("\t{i}\n").as_bytes());
-        }
-        out
-    };
-    let mut whatif: Vec<(String, f64)> = Vec::new();
-    for (k, (label, drop_sql)) in [
-        (
-            "the entries by COPY FROM STDIN instead of the second pass (BRIN index kept)",
-            "SELECT 1",
-        ),
-        (
-            "the entries by COPY FROM STDIN into draw_entries without its BRIN index (no index)",
-            "DROP INDEX draw_entries_ticket",
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        sqlx::raw_sql("VACUUM draw_entries")
-            .execute(&pg)
-            .await
-            .map_err(|e| e.to_string())?;
-        let probe = date + chrono::Duration::days(2000 + k as i64);
-        let mut tx = pg.begin().await.map_err(|e| e.to_string())?;
-        sqlx::raw_sql(drop_sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?;
-        let t = Instant::now();
-        let text = String::from_utf8_lossy(&entries_tsv).replace("@DATE@", &probe.to_string());
-        let mut copy = tx
-            .copy_in_raw("COPY draw_entries (draw_date, ticket_id, leaf_index) FROM STDIN")
-            .await
-            .map_err(|e| e.to_string())?;
-        for chunk in text.as_bytes().chunks(1 << 20) {
-            copy.send(chunk).await.map_err(|e| e.to_string())?;
-        }
-        copy.finish().await.map_err(|e| e.to_string())?;
-        whatif.push((label.to_string(), t.elapsed().as_secs_f64()));
-        tx.rollback().await.map_err(|e| e.to_string())?;
-    }
-    for (label, secs) in &whatif {
-        parts.push((format!("seal what-if: {label}"), *secs));
     }
     // Seal, client side: what Writer::push does per row, minus the file write.
     {
@@ -865,22 +797,11 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
     // Draw: its parts.
     let mut draw_parts = 0.0;
     {
-        let t = Instant::now();
-        let r = lottery::verify::verify_dir(&sealed_only, &key.verifying_key(), None);
-        let secs = t.elapsed().as_secs_f64();
-        draw_parts += secs;
-        parts.push((
-            format!(
-                "draw: verify_dir of the sealed directory ({} checks)",
-                r.checks.len()
-            ),
-            secs,
-        ));
         draw_parts += d1_secs;
         parts.push((
             format!(
-                "draw: scan of entrants.csv + both rolls + three CSVs (= d1: scan {:.2}, rolls {:.2}, write {:.2})",
-                d1_split[0], d1_split[1], d1_split[2]
+                "draw: the lottery part (= d1: verify_dir_scanned {:.2}, rolls and files {:.2})",
+                d1_split[0], d1_split[1]
             ),
             d1_secs,
         ));
@@ -988,6 +909,11 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
                 }
             })
             .collect();
+        let entrant_values: Vec<u128> = entrants_bytes
+            .split(|&b| b == b'\n')
+            .filter(|l| l.len() >= 26)
+            .map(|l| lottery::snapshot::TicketId::parse(&l[..26]).map(|t| t.to_u128()))
+            .collect::<Result<_, _>>()?;
         let t = Instant::now();
         maskdraw::store::day::record_draw(
             &db,
@@ -995,6 +921,7 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
             &"0".repeat(64),
             "probe",
             Utc::now(),
+            &entrant_values,
             &rows,
         )
         .await
@@ -1003,13 +930,15 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
         draw_parts += secs;
         parts.push((
             format!(
-                "draw: record_draw ({} winners by COPY + UPDATE tickets SET status = 'won')",
+                "draw: record_draw ({} entries and {} winners by COPY + UPDATE tickets SET status = 'won')",
+                entrant_values.len(),
                 rows.len()
             ),
             secs,
         ));
         sqlx::raw_sql(&format!(
-            "DELETE FROM draw_winners WHERE draw_date = DATE '{probe_date}'; \
+            "DELETE FROM draw_entries WHERE draw_date = DATE '{probe_date}'; \
+             DELETE FROM draw_winners WHERE draw_date = DATE '{probe_date}'; \
              DELETE FROM draws WHERE draw_date = DATE '{probe_date}'; \
              DELETE FROM seals WHERE draw_date = DATE '{probe_date}'"
         ))
@@ -1050,28 +979,11 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
     for (what, secs) in &parts {
         println!("   {secs:>8.2} s  {what}");
     }
-    let est_now = expire_secs + stream_secs.max(client_cpu_secs) + seal_insert_secs;
-    let est_b = copy_secs + whatif[0].1;
-    let est_c = copy_secs + whatif[1].1;
-    println!("   seal estimates from these parts (not measured end to end):");
+    let est_now = expire_secs + stream_secs.max(client_cpu_secs);
     println!(
-        "   {est_now:>8.2} s  = {:.2}× COPY: the seal as it is (expire + max(stream, client CPU) + second pass), against the {seal_secs:.2} s measured",
+        "   seal estimate from these parts: {est_now:.2} s = {:.2}× COPY (expire + max(stream, client CPU)), against the {seal_secs:.2} s measured",
         est_now / copy_secs
     );
-    println!(
-        "   {est_b:>8.2} s  = {:.2}× COPY: one streaming pass (≈ COPY; hashing on the client while the server sends) \
-         + the entries by COPY FROM STDIN (primary key kept)",
-        est_b / copy_secs
-    );
-    println!(
-        "   {est_c:>8.2} s  = {:.2}× COPY: the same into a draw_entries without any index",
-        est_c / copy_secs
-    );
-    fig.notes.push(format!(
-        "seal estimates: one pass + entries by COPY FROM STDIN {est_b:.1} s ({:.1}× COPY); the same without draw_entries' index {est_c:.1} s ({:.1}×)",
-        est_b / copy_secs,
-        est_c / copy_secs
-    ));
 
     // ---------------------------------------------------------------- summary
     let (c_default, c_tuned) = (sql_runs[0].0, sql_runs[1].0);

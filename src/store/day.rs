@@ -222,8 +222,9 @@ macro_rules! eligible {
 /// The sealing transaction: fixes the day's entrants and records the seal.
 ///
 /// In one REPEATABLE READ transaction it streams every eligible ticket (see `eligible!`) to
-/// `each` in byte order of `ticket_id`, records them in `draw_entries` with their leaf index,
-/// then lets `finish` build the seal from what was streamed and records it. Nothing is
+/// `each` in byte order of `ticket_id`, then lets `finish` build the seal from what was
+/// streamed and records it. The entrants are `entrants.csv`; which of them won or lost is
+/// recorded by the draw (`record_draw`). Nothing is
 /// committed if any step fails; a concurrent second seal for the date fails on the primary key.
 ///
 /// # Errors
@@ -283,26 +284,7 @@ where
             streamed += 1;
         }
     }
-    // The same rows again, server-side, into draw_entries: the REPEATABLE READ snapshot makes
-    // it the same set in the same order, and the counts are compared to be sure.
-    let inserted = sqlx::query(concat!(
-        "INSERT INTO draw_entries (draw_date, ticket_id, leaf_index) \
-         SELECT $3, t.ticket_id, row_number() OVER (ORDER BY t.ticket_id) - 1 FROM tickets t WHERE ",
-        eligible!()
-    ))
-    .bind(cutoff)
-    .bind(cooling_from)
-    .bind(date)
-    .execute(&mut *tx)
-    .await
-    .map_err(sqlx_err)?
-    .rows_affected();
-    if inserted != streamed {
-        return Err(DbErr::Custom(format!(
-            "sealed {streamed} entrants but recorded {inserted}"
-        )));
-    }
-    let record = finish(inserted).map_err(DbErr::Custom)?;
+    let record = finish(streamed).map_err(DbErr::Custom)?;
     sqlx::query(
         "UPDATE seals SET seal_id = $2, entrants = $3, entrants_root = $4, stock_sha256 = $5, \
          seal_txt = $6, dir = $7 WHERE draw_date = $1",
@@ -375,8 +357,11 @@ pub async fn ticket_identities(
     Ok(out)
 }
 
-/// Records a draw: the draws row, every winner (by COPY), and the winners' tickets as `won`.
-/// A second draw for the date fails on the primary key and nothing is written.
+/// Records a draw in one transaction: the draws row, every entrant (`entrants`, the day's
+/// ticket ids in `entrants.csv`'s order, so the position is the leaf index) in `draw_entries`,
+/// every winner, and the winners' tickets as `won`; the entrants without a winner row lost.
+/// Both tables are written by COPY. A second draw for the date fails on the primary key and
+/// nothing is written.
 ///
 /// # Errors
 /// When the database fails.
@@ -386,6 +371,7 @@ pub async fn record_draw(
     seed: &str,
     draw_txt: &str,
     publish_at: DateTime<Utc>,
+    entrants: &[u128],
     winners: &[WinnerRow],
 ) -> Result<(), DbErr> {
     let mut tx = pg(db).begin().await.map_err(sqlx_err)?;
@@ -398,6 +384,29 @@ pub async fn record_draw(
         .execute(&mut *tx)
         .await
         .map_err(sqlx_err)?;
+    let mut copy = tx
+        .copy_in_raw("COPY draw_entries (ticket_id, draw_date, leaf_index) FROM STDIN")
+        .await
+        .map_err(sqlx_err)?;
+    let mut buf = Vec::with_capacity(2 << 20);
+    let day = date.to_string();
+    for (leaf, t) in entrants.iter().enumerate() {
+        buf.extend_from_slice(lottery::snapshot::TicketId::from_u128(*t).as_bytes());
+        buf.push(b'\t');
+        buf.extend_from_slice(day.as_bytes());
+        buf.push(b'\t');
+        buf.extend_from_slice(itoa::Buffer::new().format(leaf).as_bytes());
+        buf.push(b'\n');
+        if buf.len() > (1 << 21) {
+            copy.send(std::mem::take(&mut buf))
+                .await
+                .map_err(sqlx_err)?;
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf).await.map_err(sqlx_err)?;
+    }
+    copy.finish().await.map_err(sqlx_err)?;
     let mut copy = tx
         .copy_in_raw("COPY draw_winners (draw_date, ticket_id, pharmacy_id, product_id, roll, pickup_code, masked_id) FROM STDIN")
         .await

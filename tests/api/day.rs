@@ -236,7 +236,7 @@ async fn published_results_show_outcomes_proofs_and_allow_one_pickup_at_the_righ
     let d = Day::new(&app).await;
     let ph = district_pharmacies(&app, 2);
     let (winner, winner_body) = reserve(&app, &ph[0], "KN95", false).await;
-    let (loser, _) = reserve(&app, &ph[1], "MED-SURG", false).await;
+    let (loser, loser_body) = reserve(&app, &ph[1], "MED-SURG", false).await;
     app.wait_for_tickets("registered", 2, Duration::from_secs(30))
         .await;
     backdate(&app, &winner, 3).await;
@@ -273,6 +273,27 @@ async fn published_results_show_outcomes_proofs_and_allow_one_pickup_at_the_righ
         json!([{"date": date.to_string(), "outcome": "lost"}]),
         "{lost}"
     );
+    // PostgreSQL holds the same outcomes (lookup reads it, not Redis): the draw recorded every
+    // entry and every winner.
+    for (body, want) in [
+        (&winner_body, draw.clone()),
+        (
+            &loser_body,
+            json!({"date": date.to_string(), "outcome": "lost"}),
+        ),
+    ] {
+        let found: Value = app
+            .client
+            .post(format!("{}/api/v1/reservations/lookup", app.address))
+            .json(&json!({"id_number": body["id_number"], "phone": body["phone"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(found["tickets"][0]["draws"], json!([want]), "{found}");
+    }
 
     // The proof is the notary's, and it checks out.
     let proof: Value = app

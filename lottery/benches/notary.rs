@@ -179,8 +179,12 @@ fn child(mode: &str, dir: &Path) {
                 &std::fs::read(dir.join("seal.txt")).expect("seal.txt"),
             )
             .expect("seal");
-            assert_eq!(scan.root, seal.entrants_root, "root differs from seal.txt");
-            println!("{}", hex::encode(scan.root));
+            assert_eq!(
+                scan.root,
+                Some(seal.entrants_root),
+                "root differs from seal.txt"
+            );
+            println!("{}", hex::encode(seal.entrants_root));
         }
         "draw" => {
             let stock = parse_stock(&std::fs::read(dir.join("stock.csv")).expect("stock.csv"))

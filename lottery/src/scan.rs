@@ -11,6 +11,7 @@ use std::io::{self, Read};
 use std::sync::mpsc::sync_channel;
 
 use rayon::prelude::*;
+use sha2::{Digest, Sha256};
 
 use crate::draw::pack_entry;
 use crate::merkle::{
@@ -24,8 +25,10 @@ const BATCH_BYTES: usize = 16 << 20;
 /// What one pass over `entrants.csv` found.
 #[derive(Debug)]
 pub struct EntrantScan {
-    /// RFC 6962 tree head over the lines.
-    pub root: Hash,
+    /// RFC 6962 tree head over the lines (with [`ScanDigest::Tree`]).
+    pub root: Option<Hash>,
+    /// SHA-256 of the bytes read (with [`ScanDigest::FileSha256`]).
+    pub file_sha256: Option<Hash>,
     /// Number of lines (a final unterminated piece counts).
     pub lines: u64,
     /// The first rule broken other than a duplicate `person_tag`, if any.
@@ -41,6 +44,18 @@ pub struct EntrantScan {
     pub tickets: Vec<u128>,
 }
 
+/// Which digest of `entrants.csv` a scan computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanDigest {
+    /// The RFC 6962 tree head `seal.txt` commits to: one hash per line and per node, about
+    /// half of a scan's work.
+    Tree,
+    /// SHA-256 of the file's bytes, computed on the reader thread while the lines are parsed:
+    /// for a caller that recorded this digest when the file was written (the officials' draw,
+    /// against the seal's own record) and needs no tree.
+    FileSha256,
+}
+
 struct Batch {
     bytes: Vec<u8>,
     bounds: Vec<usize>,
@@ -51,6 +66,7 @@ struct Batch {
 
 #[derive(Default)]
 struct GroupOut {
+    lines: u64,
     hashes: Vec<Hash>,
     entries: Vec<u32>,
     tickets: Vec<u128>,
@@ -64,9 +80,10 @@ fn process_group(
     pools: Option<&PoolIndex>,
     unterminated_last: bool,
     parse: bool,
+    tree: bool,
 ) -> GroupOut {
     let mut out = GroupOut {
-        hashes: Vec::with_capacity(1 << GROUP_BITS),
+        hashes: Vec::with_capacity(if tree { 1 << GROUP_BITS } else { 0 }),
         ..GroupOut::default()
     };
     let line_count_hint = 1usize << GROUP_BITS;
@@ -82,7 +99,10 @@ fn process_group(
     let mut number = first_line;
     while let Some(line) = lines.next() {
         number += 1;
-        out.hashes.push(leaf_hash(line));
+        out.lines += 1;
+        if tree {
+            out.hashes.push(leaf_hash(line));
+        }
         if !parse || out.error.is_some() {
             continue;
         }
@@ -149,29 +169,54 @@ pub fn scan_entrants<R: Read + Send>(
     pools: Option<&PoolIndex>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<EntrantScan> {
+    scan_entrants_with(reader, pools, ScanDigest::Tree, progress)
+}
+
+/// [`scan_entrants`] computing the chosen `digest`.
+///
+/// # Errors
+/// As [`scan_entrants`].
+pub fn scan_entrants_with<R: Read + Send>(
+    reader: R,
+    pools: Option<&PoolIndex>,
+    digest: ScanDigest,
+    progress: &(dyn Fn(u64) + Sync),
+) -> io::Result<EntrantScan> {
+    let tree = digest == ScanDigest::Tree;
     let mut stream = MerkleStream::new();
+    let mut lines = 0u64;
     let mut error: Option<SnapshotError> = None;
     let mut entries: Vec<u32> = Vec::new();
     let mut tickets: Vec<u128> = Vec::new();
     let mut tags: Vec<u128> = Vec::new();
     let mut consumed = 0u64;
 
-    std::thread::scope(|scope| -> io::Result<()> {
+    let file_sha256 = std::thread::scope(|scope| -> io::Result<Option<Hash>> {
         let (tx, rx) = sync_channel::<io::Result<Batch>>(2);
-        scope.spawn(move || {
+        // Spent buffers come back to the reader: fresh 16 MiB allocations would each be
+        // page-faulted in again.
+        let (spent_tx, spent_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let reader_thread = scope.spawn(move || -> Option<Hash> {
             let mut reader = reader;
+            let mut sha = (!tree).then(Sha256::new);
             let mut carry: Vec<u8> = Vec::new();
             let mut first_line = 0u64;
             loop {
-                let mut buf = Vec::with_capacity(BATCH_BYTES + carry.len());
+                let mut buf = spent_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BATCH_BYTES + (1 << 16)));
+                buf.clear();
                 buf.extend_from_slice(&carry);
                 let read = match (&mut reader).take(BATCH_BYTES as u64).read_to_end(&mut buf) {
                     Ok(read) => read,
                     Err(e) => {
                         let _ = tx.send(Err(e));
-                        return;
+                        return None;
                     }
                 };
+                if let Some(sha) = &mut sha {
+                    sha.update(&buf[carry.len()..]);
+                }
                 let last = read < BATCH_BYTES;
                 let (bounds, cut) = group_boundaries(&buf);
                 let lines_in_groups = ((bounds.len() - 1) as u64) << GROUP_BITS;
@@ -183,9 +228,10 @@ pub fn scan_entrants<R: Read + Send>(
                         first_line,
                         last,
                     }));
-                    return;
+                    return sha.map(|h| h.finalize().into());
                 }
-                carry = buf[cut..].to_vec();
+                carry.clear();
+                carry.extend_from_slice(&buf[cut..]);
                 buf.truncate(cut);
                 let batch = Batch {
                     bytes: buf,
@@ -196,7 +242,7 @@ pub fn scan_entrants<R: Read + Send>(
                 };
                 first_line += lines_in_groups;
                 if tx.send(Ok(batch)).is_err() {
-                    return;
+                    return None;
                 }
             }
         });
@@ -210,24 +256,29 @@ pub fn scan_entrants<R: Read + Send>(
                 .enumerate()
                 .map(|(g, w)| {
                     let first = batch.first_line + ((g as u64) << GROUP_BITS);
-                    let out = process_group(&batch.bytes[w[0]..w[1]], first, pools, false, parse);
-                    let mut out = out;
-                    let root = reduce_complete(std::mem::take(&mut out.hashes));
-                    (out, Some(root))
+                    let mut out =
+                        process_group(&batch.bytes[w[0]..w[1]], first, pools, false, parse, tree);
+                    let root = tree.then(|| reduce_complete(std::mem::take(&mut out.hashes)));
+                    (out, root)
                 })
                 .collect();
             if batch.last && batch.cut < batch.bytes.len() {
                 let tail = &batch.bytes[batch.cut..];
                 let first = batch.first_line + (((batch.bounds.len() - 1) as u64) << GROUP_BITS);
                 let unterminated = !tail.ends_with(b"\n");
-                outs.push((process_group(tail, first, pools, unterminated, parse), None));
+                outs.push((
+                    process_group(tail, first, pools, unterminated, parse, tree),
+                    None,
+                ));
             }
             for (out, root) in outs {
+                lines += out.lines;
                 match root {
                     Some(r) => stream
                         .push_subtree(GROUP_BITS, r)
                         .then_some(())
                         .ok_or_else(|| io::Error::other("misaligned group"))?,
+                    // The tail's lines one by one (none without a tree).
                     None => out.hashes.iter().for_each(|h| stream.push_leaf_hash(*h)),
                 }
                 if error.is_some() {
@@ -249,22 +300,57 @@ pub fn scan_entrants<R: Read + Send>(
             }
             consumed += batch.bytes.len() as u64;
             progress(consumed);
+            let _ = spent_tx.send(batch.bytes);
         }
-        Ok(())
+        reader_thread
+            .join()
+            .map_err(|_| io::Error::other("the reader thread panicked"))
     })?;
 
     // Duplicate person tags among the lines that passed every other rule.
-    tags.par_sort_unstable();
-    let duplicate = tags.par_windows(2).any(|w| w[0] == w[1]);
-    drop(tags);
-    let lines = stream.len();
+    let duplicate = any_duplicate(tags);
     Ok(EntrantScan {
-        root: stream.root(),
+        root: tree.then(|| stream.root()),
+        file_sha256,
         lines,
         error,
         duplicate_tag: duplicate,
         entries,
         tickets,
+    })
+}
+
+/// Whether two values are equal. Tags are HMAC outputs, so their top byte spreads them evenly:
+/// one counting pass splits them into 256 buckets, and each bucket is sorted on its own, in
+/// cache and in parallel, instead of one sort of the whole array. (Skewed input is still
+/// answered correctly, only more slowly.)
+fn any_duplicate(values: Vec<u128>) -> bool {
+    let bucket = |v: u128| (v >> 120) as usize;
+    let mut starts = [0usize; 257];
+    for &v in &values {
+        starts[bucket(v) + 1] += 1;
+    }
+    for b in 0..256 {
+        starts[b + 1] += starts[b];
+    }
+    let mut next = starts;
+    let mut spread = vec![0u128; values.len()];
+    for &v in &values {
+        let b = bucket(v);
+        spread[next[b]] = v;
+        next[b] += 1;
+    }
+    drop(values);
+    let mut buckets: Vec<&mut [u128]> = Vec::with_capacity(256);
+    let mut rest = spread.as_mut_slice();
+    for b in 0..256 {
+        let (head, tail) = rest.split_at_mut(starts[b + 1] - starts[b]);
+        buckets.push(head);
+        rest = tail;
+    }
+    buckets.into_par_iter().any(|bucket| {
+        bucket.sort_unstable();
+        bucket.windows(2).any(|w| w[0] == w[1])
     })
 }
 
@@ -278,7 +364,20 @@ pub fn scan_entrants_file(
     pools: Option<&PoolIndex>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<EntrantScan> {
-    let mut scan = scan_entrants(std::fs::File::open(path)?, pools, progress)?;
+    scan_entrants_file_with(path, pools, ScanDigest::Tree, progress)
+}
+
+/// [`scan_entrants_file`] computing the chosen `digest`.
+///
+/// # Errors
+/// As [`scan_entrants_file`].
+pub fn scan_entrants_file_with(
+    path: &std::path::Path,
+    pools: Option<&PoolIndex>,
+    digest: ScanDigest,
+    progress: &(dyn Fn(u64) + Sync),
+) -> io::Result<EntrantScan> {
+    let mut scan = scan_entrants_with(std::fs::File::open(path)?, pools, digest, progress)?;
     if scan.duplicate_tag {
         let clean = scan.tickets.len() as u64;
         if let Some(dup) = first_duplicate_tag(std::fs::File::open(path)?, clean)? {
@@ -321,4 +420,33 @@ pub fn first_duplicate_tag<R: Read>(reader: R, limit: u64) -> io::Result<Option<
         seen.insert(tag, number);
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::any_duplicate;
+
+    #[test]
+    fn duplicates_are_found_in_any_bucket_and_with_skewed_input() {
+        let spread: Vec<u128> = (0..10_000u128)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
+            .collect();
+        assert!(!any_duplicate(spread.clone()));
+        for at in [0, 1, 4_999, 9_999] {
+            let mut with = spread.clone();
+            with.push(spread[at]);
+            assert!(any_duplicate(with), "copy of element {at}");
+        }
+        // Every value in one bucket (same top byte), then in none but the last.
+        let skewed: Vec<u128> = (0..5_000u128).collect();
+        assert!(!any_duplicate(skewed.clone()));
+        let mut with = skewed.clone();
+        with.push(4_321);
+        assert!(any_duplicate(with));
+        let top: Vec<u128> = (0..5_000u128).map(|i| u128::MAX - i).collect();
+        let mut with = top.clone();
+        with.insert(0, u128::MAX - 17);
+        assert!(!any_duplicate(top) && any_duplicate(with));
+        assert!(!any_duplicate(Vec::new()) && !any_duplicate(vec![7]));
+    }
 }

@@ -120,7 +120,12 @@ impl TicketId {
         let bytes: [u8; 26] = text
             .try_into()
             .map_err(|_| "ticket_id is not 26 characters")?;
-        if bytes.iter().any(|&b| CROCKFORD[b as usize] == 0xff) {
+        // Branch-free over the 26 bytes: digit values are 0..=31, so any high bit is a bad byte.
+        if bytes
+            .iter()
+            .fold(0u8, |acc, &b| acc | CROCKFORD[b as usize])
+            > 31
+        {
             return Err("ticket_id has a character outside uppercase Crockford base32");
         }
         if CROCKFORD[bytes[0] as usize] > 7 {
@@ -197,10 +202,7 @@ impl Ident {
         if text.len() > 16 {
             return Err("identifier is longer than 16 characters");
         }
-        if !text
-            .iter()
-            .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
-        {
+        if !text.iter().fold(true, |ok, &b| ok & IDENT_BYTE[b as usize]) {
             return Err("identifier has a character outside [A-Z0-9-]");
         }
         let mut bytes = [0u8; 16];
@@ -271,21 +273,41 @@ impl PersonTag {
 /// Decodes lowercase hex into `out` (`text.len() == 2 * out.len()`); `None` on
 /// any other byte, uppercase included.
 pub(crate) fn decode_lower_hex(text: &[u8], out: &mut [u8]) -> Option<()> {
-    fn nibble(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            _ => None,
-        }
-    }
     if text.len() != 2 * out.len() {
         return None;
     }
+    // Branch-free: nibble values are 0..=15, so any high bit is a bad byte.
+    let mut bad = 0u8;
     for (slot, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *slot = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        let (hi, lo) = (LOWER_HEX[pair[0] as usize], LOWER_HEX[pair[1] as usize]);
+        bad |= hi | lo;
+        *slot = (hi << 4) | (lo & 0x0f);
     }
-    Some(())
+    (bad < 16).then_some(())
 }
+
+/// Lowercase hex digit values, `0xff` for every other byte.
+const LOWER_HEX: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// The bytes of an identifier: `[A-Z0-9-]`.
+const IDENT_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] =
+            (b as u8).is_ascii_uppercase() || (b as u8).is_ascii_digit() || b == b'-' as usize;
+        b += 1;
+    }
+    table
+};
 
 /// One line of `entrants.csv`: `ticket_id,pharmacy_id,product_id,flexible,person_tag`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -666,6 +688,27 @@ mod tests {
             b"",
         ] {
             assert!(Entrant::parse_line(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn every_byte_is_judged_by_its_field_alphabet() {
+        // One byte replaced in the ticket id, the pharmacy id and the person tag, against the
+        // grammar written out plainly.
+        for b in 0..=255u8 {
+            for (at, allowed) in [
+                (5, b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b)),
+                (29, b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-'),
+                (50, b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            ] {
+                let mut line = LINE.to_vec();
+                line[at] = b;
+                assert_eq!(
+                    Entrant::parse_line(&line).is_ok(),
+                    allowed,
+                    "byte {b:#04x} at {at}"
+                );
+            }
         }
     }
 

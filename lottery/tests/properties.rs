@@ -130,7 +130,17 @@ proptest! {
         }
         let scan = scan_entrants(&bytes[..], None, &|_| {}).unwrap();
         let (root, lines) = lottery::merkle::root_of_lines(&bytes);
-        prop_assert_eq!((scan.root, scan.lines), (root, lines));
+        prop_assert_eq!((scan.root, scan.lines), (Some(root), lines));
+        // Without the tree, the same findings, and the file's SHA-256 instead of a root.
+        let quick = lottery::scan::scan_entrants_with(
+            &bytes[..], None, lottery::scan::ScanDigest::FileSha256, &|_| {},
+        ).unwrap();
+        prop_assert_eq!(
+            (quick.lines, &quick.error, quick.duplicate_tag, &quick.tickets),
+            (scan.lines, &scan.error, scan.duplicate_tag, &scan.tickets)
+        );
+        let sha: [u8; 32] = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes)).into();
+        prop_assert_eq!((quick.root, quick.file_sha256), (None, Some(sha)));
         let parsed = parse_entrants(&bytes);
         match (&parsed, &scan.error, scan.duplicate_tag) {
             (Ok(_), None, false) => {}
@@ -161,10 +171,8 @@ fn the_scanner_streams_a_file_larger_than_one_batch_to_the_same_root() {
     let scan = scan_entrants(&bytes[..], None, &|_| {}).unwrap();
     assert_eq!(scan.error, None);
     assert!(!scan.duplicate_tag);
-    assert_eq!(
-        (scan.root, scan.lines),
-        lottery::merkle::root_of_lines(&bytes)
-    );
+    let (root, lines) = lottery::merkle::root_of_lines(&bytes);
+    assert_eq!((scan.root, scan.lines), (Some(root), lines));
     assert_eq!(scan.tickets.len(), 300_000);
     // An ordering break exactly at a batch edge is found with its line number.
     let line = 16 * 1024 * 1024 / 74 + 1;

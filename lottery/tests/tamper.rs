@@ -156,10 +156,15 @@ fn a_directory_signed_by_another_key_fails_verification() {
 
 #[test]
 fn the_scan_verify_hands_back_draws_the_sealed_day_and_a_broken_file_gives_none() {
-    use lottery::verify::{draw_from_scan, verify_dir_scanned};
+    use lottery::verify::{draw_from_scan, verify_dir_scanned, EntrantsCheck};
     let key = parse_public_key_file(&read("v1-small", "authority.pub")).unwrap();
-    let (report, scanned) =
-        verify_dir_scanned(&vector_dir("v1-small"), &key, None, &lottery::NoProgress);
+    let (report, scanned) = verify_dir_scanned(
+        &vector_dir("v1-small"),
+        &key,
+        None,
+        &EntrantsCheck::Root,
+        &lottery::NoProgress,
+    );
     assert!(report.all_passed(), "{report}");
     let scanned = scanned.expect("a clean day hands back its scan");
     let drawn = lottery::text::DrawText::parse(&read("v1-small", "draw.txt")).unwrap();
@@ -174,7 +179,53 @@ fn the_scan_verify_hands_back_draws_the_sealed_day_and_a_broken_file_gives_none(
     let mut lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
     lines.swap(0, 1);
     std::fs::write(tmp.path().join("entrants.csv"), lines.concat()).unwrap();
-    let (report, scanned) = verify_dir_scanned(tmp.path(), &key, None, &lottery::NoProgress);
+    let (report, scanned) = verify_dir_scanned(
+        tmp.path(),
+        &key,
+        None,
+        &EntrantsCheck::Root,
+        &lottery::NoProgress,
+    );
     assert!(!report.all_passed());
     assert!(scanned.is_none());
+}
+
+#[test]
+fn the_file_digest_check_passes_only_the_bytes_whose_sha256_was_recorded() {
+    use lottery::verify::{verify_dir_scanned, EntrantsCheck};
+    use sha2::{Digest, Sha256};
+    let key = parse_public_key_file(&read("v1-small", "authority.pub")).unwrap();
+    let bytes = read("v1-small", "entrants.csv");
+    let recorded: [u8; 32] = Sha256::digest(&bytes).into();
+    let tmp = tempfile::tempdir().unwrap();
+    copy_day(tmp.path(), &SEAL_FILES);
+    let check = |digest: [u8; 32]| {
+        verify_dir_scanned(
+            tmp.path(),
+            &key,
+            None,
+            &EntrantsCheck::FileSha256(digest),
+            &lottery::NoProgress,
+        )
+    };
+    let (report, scanned) = check(recorded);
+    assert!(report.all_passed(), "{report}");
+    let scanned = scanned.unwrap();
+    assert_eq!(scanned.entrants.root, None, "no tree is built in this mode");
+    assert_eq!(scanned.entrants.file_sha256, Some(recorded));
+
+    // Another recorded digest, or any changed byte of a still well-formed file, fails.
+    let mut other = recorded;
+    other[0] ^= 1;
+    assert!(!check(other).0.all_passed());
+    let mut changed = bytes.clone();
+    let at = changed.iter().position(|&b| b == b',').unwrap() - 1;
+    changed[at] = if changed[at] == b'Z' { b'Y' } else { b'Z' };
+    std::fs::write(tmp.path().join("entrants.csv"), &changed).unwrap();
+    let (report, _) = check(recorded);
+    let failed: Vec<&str> = report.failures().map(|c| c.name.as_str()).collect();
+    assert!(
+        failed.contains(&"entrants.csv is the file the seal wrote (its SHA-256 as recorded)"),
+        "{failed:?}"
+    );
 }

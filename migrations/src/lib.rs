@@ -4,7 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_tickets;
 mod m20261123_000002_create_officials_day;
-mod m20261124_000003_index_registered_expiry;
+mod m20261124_000003_expiry_index_and_entrants_sha256;
 
 pub struct Migrator;
 
@@ -14,7 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_tickets::Migration),
             Box::new(m20261123_000002_create_officials_day::Migration),
-            Box::new(m20261124_000003_index_registered_expiry::Migration),
+            Box::new(m20261124_000003_expiry_index_and_entrants_sha256::Migration),
         ]
     }
 }

@@ -111,8 +111,24 @@ pub async fn draw(
     // Check the directory exactly as the notary will, before anything depends on it.
     let interrupted = dir.join("draw.txt").exists();
     // Its one pass over entrants.csv is also the draw's input: the file is read and hashed once.
+    // The seal recorded the SHA-256 of the file it wrote and computed entrants_root over those
+    // bytes, so matching that digest ties the file to the seal without rebuilding the tree (the
+    // notary rebuilds it). Seals from before the digest was recorded are checked by their root.
+    let check = match sealed.entrants_sha256.as_deref().map(hex::decode) {
+        None => lottery::verify::EntrantsCheck::Root,
+        Some(Ok(d)) if d.len() == 32 => {
+            let mut digest = [0u8; 32];
+            digest.copy_from_slice(&d);
+            lottery::verify::EntrantsCheck::FileSha256(digest)
+        }
+        Some(_) => {
+            return Err(DayError::Refused(format!(
+                "the seal of {date} records a malformed entrants.csv digest"
+            )))
+        }
+    };
     let (report, scan) =
-        lottery::verify::verify_dir_scanned(&dir, &key.verifying_key(), None, &bar);
+        lottery::verify::verify_dir_scanned(&dir, &key.verifying_key(), None, &check, &bar);
     let lottery::verify::Scanned {
         stock,
         entrants: scan,

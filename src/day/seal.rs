@@ -80,9 +80,14 @@ pub fn parse_commits(args: &[String]) -> Result<Vec<Commit>, DayError> {
     Ok(out)
 }
 
+/// Rows per hand-over to the writer thread.
+const SEND_ROWS: usize = 4096;
+
 struct Writer {
     file: std::io::BufWriter<std::fs::File>,
     tree: MerkleStream,
+    /// SHA-256 of the file's bytes, recorded with the seal for the draw's check.
+    sha: Sha256,
     line: Vec<u8>,
     last: Option<String>,
     pools: BTreeSet<(String, String)>,
@@ -113,6 +118,7 @@ impl Writer {
         }
         self.tree.push(&self.line);
         self.line.push(b'\n');
+        self.sha.update(&self.line);
         self.file
             .write_all(&self.line)
             .map_err(|e| format!("writing entrants.csv: {e}"))?;
@@ -185,14 +191,53 @@ pub async fn seal(
     ctx.redis.settle(&settle, ticket_ttl(ctx)).await?;
 
     let file = std::fs::File::create(tmp_dir.join("entrants.csv")).map_err(io("entrants.csv"))?;
-    let w = std::cell::RefCell::new(Writer {
+    let writer = Writer {
         file: std::io::BufWriter::with_capacity(1 << 20, file),
         tree: MerkleStream::new(),
+        sha: Sha256::new(),
         line: Vec::with_capacity(128),
         last: None,
         pools: BTreeSet::new(),
         n: 0,
-    });
+    };
+    // The rows go to a thread of their own that checks, hashes and writes them while this task
+    // decodes the next ones: the database and the hashing overlap instead of taking turns.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<EntrantRow>>(8);
+    let writer_thread = std::thread::Builder::new()
+        .name("seal-writer".into())
+        .spawn(move || -> Result<Writer, String> {
+            let mut w = writer;
+            for rows in rx {
+                for row in rows {
+                    w.push(row)?;
+                }
+            }
+            Ok(w)
+        })
+        .map_err(io("starting the seal's writer thread"))?;
+    let tx = std::cell::RefCell::new(Some(tx));
+    let pending = std::cell::RefCell::new(Vec::with_capacity(SEND_ROWS));
+    // Hands the pending rows to the writer; `false` when it has stopped (on an error it
+    // reports when joined).
+    let send = |force: bool| -> bool {
+        let mut pending = pending.borrow_mut();
+        if pending.is_empty() || (!force && pending.len() < SEND_ROWS) {
+            return true;
+        }
+        let rows = std::mem::replace(&mut *pending, Vec::with_capacity(SEND_ROWS));
+        tx.borrow().as_ref().is_some_and(|tx| tx.send(rows).is_ok())
+    };
+    let writer_thread = std::cell::RefCell::new(Some(writer_thread));
+    let pool_count = std::cell::Cell::new(0usize);
+    let join = || -> Result<Writer, String> {
+        drop(tx.borrow_mut().take());
+        match writer_thread.borrow_mut().take() {
+            Some(handle) => handle
+                .join()
+                .map_err(|_| "the seal's writer thread panicked".to_string())?,
+            None => Err("the seal's writer thread was joined already".into()),
+        }
+    };
     let bar = Bar::new(ctx.progress);
     bar.step("sealing entrants");
     let cooling_from = date - chrono::Duration::days(i64::from(ctx.settings.cooldown_days));
@@ -208,10 +253,22 @@ pub async fn seal(
         previous_id.as_deref(),
         |row| {
             bar.inc(1);
-            w.borrow_mut().push(row)
+            pending.borrow_mut().push(row);
+            if send(false) {
+                Ok(())
+            } else {
+                Err(join()
+                    .err()
+                    .unwrap_or_else(|| "the seal's writer stopped".into()))
+            }
         },
         |_| {
-            let mut w = w.borrow_mut();
+            if !send(true) {
+                return Err(join()
+                    .err()
+                    .unwrap_or_else(|| "the seal's writer stopped".into()));
+            }
+            let mut w = join()?;
             w.file
                 .flush()
                 .map_err(|e| format!("writing entrants.csv: {e}"))?;
@@ -245,11 +302,14 @@ pub async fn seal(
                 &tmp.join("seal.sig"),
                 lottery::sign::sign(key, &bytes).as_bytes(),
             )?;
+            pool_count.set(w.pools.len());
+            let entrants_sha256 = hex::encode(w.sha.finalize());
             Ok(SealRecord {
                 seal_id: hex::encode(text.seal_id()),
                 entrants: w.n,
                 entrants_root: hex::encode(text.entrants_root),
                 stock_sha256: hex::encode(text.stock_sha256),
+                entrants_sha256,
                 seal_txt: String::from_utf8_lossy(&bytes).into_owned(),
                 dir: final_str.clone(),
             })
@@ -260,6 +320,8 @@ pub async fn seal(
     let record = match record {
         Ok(r) => r,
         Err(e) => {
+            // The writer stops once its channel closes; nothing may write after the removal.
+            let _ = join();
             let _ = std::fs::remove_dir_all(&tmp_dir);
             return Err(match e {
                 sea_orm::DbErr::Custom(msg) if msg.contains("duplicate key") => {
@@ -269,7 +331,7 @@ pub async fn seal(
             });
         }
     };
-    let pools = w.borrow().pools.len();
+    let pools = pool_count.get();
     std::fs::rename(&tmp_dir, &final_dir).map_err(io(format!(
         "moving {} to {}",
         tmp_dir.display(),

@@ -24,6 +24,9 @@ pub struct SealRow {
     pub entrants: i64,
     pub seal_txt: String,
     pub dir: String,
+    /// SHA-256 of the `entrants.csv` the seal wrote (hex); none for seals made before it was
+    /// recorded.
+    pub entrants_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +127,7 @@ fn seal_row(r: &sea_orm::QueryResult) -> Result<SealRow, DbErr> {
         entrants: r.try_get("", "entrants")?,
         seal_txt: r.try_get("", "seal_txt")?,
         dir: r.try_get("", "dir")?,
+        entrants_sha256: r.try_get("", "entrants_sha256")?,
     })
 }
 
@@ -132,7 +136,7 @@ fn seal_row(r: &sea_orm::QueryResult) -> Result<SealRow, DbErr> {
 pub async fn seal(db: &DatabaseConnection, date: NaiveDate) -> Result<Option<SealRow>, DbErr> {
     db.query_one(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT draw_date, seal_id, entrants, seal_txt, dir FROM seals WHERE draw_date = $1",
+        "SELECT draw_date, seal_id, entrants, seal_txt, dir, entrants_sha256 FROM seals WHERE draw_date = $1",
         vec![date.into()],
     ))
     .await?
@@ -148,7 +152,7 @@ pub async fn seal(db: &DatabaseConnection, date: NaiveDate) -> Result<Option<Sea
 pub async fn latest_seal(db: &DatabaseConnection) -> Result<Option<SealRow>, DbErr> {
     db.query_one(Statement::from_string(
         DbBackend::Postgres,
-        "SELECT draw_date, seal_id, entrants, seal_txt, dir FROM seals ORDER BY draw_date DESC LIMIT 1",
+        "SELECT draw_date, seal_id, entrants, seal_txt, dir, entrants_sha256 FROM seals ORDER BY draw_date DESC LIMIT 1",
     ))
     .await?
     .as_ref()
@@ -287,7 +291,7 @@ where
     let record = finish(streamed).map_err(DbErr::Custom)?;
     sqlx::query(
         "UPDATE seals SET seal_id = $2, entrants = $3, entrants_root = $4, stock_sha256 = $5, \
-         seal_txt = $6, dir = $7 WHERE draw_date = $1",
+         seal_txt = $6, dir = $7, entrants_sha256 = $8 WHERE draw_date = $1",
     )
     .bind(date)
     .bind(&record.seal_id)
@@ -296,6 +300,7 @@ where
     .bind(&record.stock_sha256)
     .bind(&record.seal_txt)
     .bind(&record.dir)
+    .bind(&record.entrants_sha256)
     .execute(&mut *tx)
     .await
     .map_err(sqlx_err)?;
@@ -310,6 +315,7 @@ pub struct SealRecord {
     pub entrants: u64,
     pub entrants_root: String,
     pub stock_sha256: String,
+    pub entrants_sha256: String,
     pub seal_txt: String,
     pub dir: String,
 }

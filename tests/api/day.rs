@@ -550,3 +550,79 @@ async fn the_demo_runs_a_whole_day_that_the_notary_verifies() {
         .unwrap();
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[tokio::test]
+async fn a_draw_is_refused_when_entrants_csv_changed_after_the_seal() {
+    let app = spawn_app().await;
+    let d = Day::new(&app).await;
+    let ph = district_pharmacies(&app, 1);
+    let (ticket, _) = reserve(&app, &ph[0], "KN95", false).await;
+    app.wait_for_tickets("registered", 1, Duration::from_secs(30))
+        .await;
+    let date = today() + days(2);
+    d.stock(date, &[(&ph[0], "KN95", 0)]).await;
+    let sealed = d.seal(date).await.unwrap();
+    // Still a well-formed file (the flexible flag flipped): only its digest tells.
+    let path = sealed.dir.join("entrants.csv");
+    let original = std::fs::read_to_string(&path).unwrap();
+    assert!(original.starts_with(&ticket), "{original}");
+    std::fs::write(&path, original.replacen(",KN95,0,", ",KN95,1,", 1)).unwrap();
+    let Err(err) = d.draw(date).await else {
+        panic!("a changed entrants.csv was drawn")
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("entrants.csv is the file the seal wrote"),
+        "{err}"
+    );
+    assert!(!sealed.dir.join("draw.txt").exists());
+    // Put back, the same seal draws.
+    std::fs::write(&path, original).unwrap();
+    assert!(d.draw(date).await.is_ok());
+    let _ = std::fs::remove_dir_all(&d.root);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_seal_that_meets_a_row_breaking_the_format_records_nothing_and_leaves_no_directory() {
+    let app = spawn_app().await;
+    let d = Day::new(&app).await;
+    let ph = district_pharmacies(&app, 1);
+    let (ticket, _) = reserve(&app, &ph[0], "KN95", false).await;
+    app.wait_for_tickets("registered", 1, Duration::from_secs(30))
+        .await;
+    let date = today() + days(2);
+    d.stock(date, &[(&ph[0], "KN95", 1)]).await;
+    let set_pharmacy = |to: String| {
+        let db = app.db.clone();
+        let ticket = ticket.clone();
+        async move {
+            db.execute(Statement::from_string(
+                DbBackend::Postgres,
+                format!("UPDATE tickets SET pharmacy_id = '{to}' WHERE ticket_id = '{ticket}'"),
+            ))
+            .await
+            .unwrap();
+        }
+    };
+    // Lowercase is outside the identifier grammar: the seal's writer refuses the row.
+    set_pharmacy(ph[0].to_lowercase()).await;
+    let Err(err) = d.seal(date).await else {
+        panic!("a row breaking the format was sealed")
+    };
+    // What the CLI prints: the error and its causes.
+    let err = format!("{:#}", anyhow::Error::from(err));
+    assert!(
+        err.contains(&ticket) && err.contains("pharmacy_id"),
+        "{err}"
+    );
+    assert!(!day::day_dir(&d.snapshots(), date).exists());
+    assert!(maskdraw::store::day::seal(&d.ctx.db, date)
+        .await
+        .unwrap()
+        .is_none());
+    set_pharmacy(ph[0].clone()).await;
+    assert_eq!(d.seal(date).await.unwrap().entrants, 1);
+    let _ = std::fs::remove_dir_all(&d.root);
+    app.teardown().await;
+}

@@ -698,7 +698,10 @@ mod tests {
         for b in 0..=255u8 {
             for (at, allowed) in [
                 (5, b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b)),
-                (29, b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-'),
+                (
+                    29,
+                    b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-',
+                ),
                 (50, b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
             ] {
                 let mut line = LINE.to_vec();

@@ -6,6 +6,8 @@
 //! renamed into place only after the database has committed the seal.
 
 use std::collections::{BTreeSet, HashSet};
+
+use lottery::snapshot::{Ident, TicketId};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,7 +19,7 @@ use lottery::text::{Commit, SealText};
 use sha2::{Digest, Sha256};
 
 use super::{cutoff, day_dir, io, Bar, DayContext, DayError};
-use crate::store::day::{self, EntrantRow, SealRecord};
+use crate::store::day::{self, SealRecord};
 use crate::store::redis::Settle;
 
 pub struct SealReport {
@@ -80,52 +82,52 @@ pub fn parse_commits(args: &[String]) -> Result<Vec<Commit>, DayError> {
     Ok(out)
 }
 
-/// Rows per hand-over to the writer thread.
-const SEND_ROWS: usize = 4096;
+/// Lines in a chunk (for the progress bar).
+fn memchr_count(chunk: &[u8]) -> u64 {
+    chunk.iter().filter(|&&b| b == b'\n').count() as u64
+}
 
+/// Bytes of whole lines per hand-over to the writer thread.
+const SEND_BYTES: usize = 256 << 10;
+
+/// Checks, hashes and writes `entrants.csv` as its lines arrive.
 struct Writer {
     file: std::io::BufWriter<std::fs::File>,
     tree: MerkleStream,
     /// SHA-256 of the file's bytes, recorded with the seal for the draw's check.
     sha: Sha256,
-    line: Vec<u8>,
-    last: Option<String>,
-    pools: BTreeSet<(String, String)>,
+    last: Option<TicketId>,
+    pools: HashSet<(Ident, Ident)>,
     n: u64,
 }
 
 impl Writer {
-    fn push(&mut self, row: EntrantRow) -> Result<(), String> {
-        self.line.clear();
-        self.line.extend_from_slice(row.ticket_id.as_bytes());
-        self.line.push(b',');
-        self.line.extend_from_slice(row.pharmacy_id.as_bytes());
-        self.line.push(b',');
-        self.line.extend_from_slice(row.product_id.as_bytes());
-        self.line
-            .extend_from_slice(if row.flexible { b",1," } else { b",0," });
-        self.line.extend_from_slice(row.person_tag.as_bytes());
-        // The database validated these at intake; the format is checked again here because a
-        // sealed file that breaks its own grammar could never be verified.
-        lottery::snapshot::Entrant::parse_line(&self.line)
-            .map_err(|why| format!("ticket {}: {why}", row.ticket_id))?;
-        if self
-            .last
-            .as_deref()
-            .is_some_and(|l| l.as_bytes() >= row.ticket_id.as_bytes())
-        {
-            return Err(format!("ticket {} is out of byte order", row.ticket_id));
+    /// Takes whole lines, each ending in LF.
+    fn push_lines(&mut self, bytes: &[u8]) -> Result<(), String> {
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            let Some(body) = line.strip_suffix(b"\n") else {
+                return Err("the database sent a row without its end of line".into());
+            };
+            // The database validated these at intake; the format is checked again here
+            // because a sealed file that breaks its own grammar could never be verified.
+            let e = lottery::snapshot::Entrant::parse_line(body).map_err(|why| {
+                format!(
+                    "ticket {}: {why}",
+                    String::from_utf8_lossy(&body[..body.len().min(26)])
+                )
+            })?;
+            if self.last.is_some_and(|l| l >= e.ticket_id) {
+                return Err(format!("ticket {} is out of byte order", e.ticket_id));
+            }
+            self.tree.push(body);
+            self.pools.insert((e.pharmacy_id, e.product_id));
+            self.last = Some(e.ticket_id);
+            self.n += 1;
         }
-        self.tree.push(&self.line);
-        self.line.push(b'\n');
-        self.sha.update(&self.line);
+        self.sha.update(bytes);
         self.file
-            .write_all(&self.line)
-            .map_err(|e| format!("writing entrants.csv: {e}"))?;
-        self.pools.insert((row.pharmacy_id, row.product_id));
-        self.last = Some(row.ticket_id);
-        self.n += 1;
-        Ok(())
+            .write_all(bytes)
+            .map_err(|e| format!("writing entrants.csv: {e}"))
     }
 }
 
@@ -195,37 +197,47 @@ pub async fn seal(
         file: std::io::BufWriter::with_capacity(1 << 20, file),
         tree: MerkleStream::new(),
         sha: Sha256::new(),
-        line: Vec::with_capacity(128),
         last: None,
-        pools: BTreeSet::new(),
+        pools: HashSet::new(),
         n: 0,
     };
-    // The rows go to a thread of their own that checks, hashes and writes them while this task
-    // decodes the next ones: the database and the hashing overlap instead of taking turns.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<EntrantRow>>(8);
+    // The lines go to a thread of their own that checks, hashes and writes them while this
+    // task receives the next ones: the database and the hashing overlap instead of taking turns.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
     let writer_thread = std::thread::Builder::new()
         .name("seal-writer".into())
         .spawn(move || -> Result<Writer, String> {
             let mut w = writer;
-            for rows in rx {
-                for row in rows {
-                    w.push(row)?;
-                }
+            for lines in rx {
+                w.push_lines(&lines)?;
             }
             Ok(w)
         })
         .map_err(io("starting the seal's writer thread"))?;
     let tx = std::cell::RefCell::new(Some(tx));
-    let pending = std::cell::RefCell::new(Vec::with_capacity(SEND_ROWS));
-    // Hands the pending rows to the writer; `false` when it has stopped (on an error it
-    // reports when joined).
+    let pending = std::cell::RefCell::new(Vec::with_capacity(SEND_BYTES + 4096));
+    // Hands the pending whole lines to the writer (keeping a partial last line back); `false`
+    // when it has stopped (on an error it reports when joined).
     let send = |force: bool| -> bool {
         let mut pending = pending.borrow_mut();
-        if pending.is_empty() || (!force && pending.len() < SEND_ROWS) {
+        if pending.is_empty() || (!force && pending.len() < SEND_BYTES) {
             return true;
         }
-        let rows = std::mem::replace(&mut *pending, Vec::with_capacity(SEND_ROWS));
-        tx.borrow().as_ref().is_some_and(|tx| tx.send(rows).is_ok())
+        let whole = if force {
+            pending.len()
+        } else {
+            match pending.iter().rposition(|&b| b == b'\n') {
+                Some(at) => at + 1,
+                None => return true,
+            }
+        };
+        let rest = pending[whole..].to_vec();
+        let mut lines = std::mem::replace(&mut *pending, Vec::with_capacity(SEND_BYTES + 4096));
+        lines.truncate(whole);
+        pending.extend_from_slice(&rest);
+        tx.borrow()
+            .as_ref()
+            .is_some_and(|tx| tx.send(lines).is_ok())
     };
     let writer_thread = std::cell::RefCell::new(Some(writer_thread));
     let pool_count = std::cell::Cell::new(0usize);
@@ -251,9 +263,9 @@ pub async fn seal(
         cut,
         cooling_from,
         previous_id.as_deref(),
-        |row| {
-            bar.inc(1);
-            pending.borrow_mut().push(row);
+        |chunk| {
+            bar.inc(memchr_count(chunk));
+            pending.borrow_mut().extend_from_slice(chunk);
             if send(false) {
                 Ok(())
             } else {
@@ -262,7 +274,7 @@ pub async fn seal(
                     .unwrap_or_else(|| "the seal's writer stopped".into()))
             }
         },
-        |_| {
+        || {
             if !send(true) {
                 return Err(join()
                     .err()
@@ -276,7 +288,12 @@ pub async fn seal(
                 .get_ref()
                 .sync_all()
                 .map_err(|e| format!("syncing entrants.csv: {e}"))?;
-            let stock_bytes = stock_file(&stock, &w.pools, catalog)?;
+            let named: BTreeSet<(String, String)> = w
+                .pools
+                .iter()
+                .map(|(ph, pr)| (ph.as_str().to_string(), pr.as_str().to_string()))
+                .collect();
+            let stock_bytes = stock_file(&stock, &named, catalog)?;
             write(&tmp.join("stock.csv"), &stock_bytes)?;
             let previous = previous_id
                 .as_deref()

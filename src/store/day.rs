@@ -6,6 +6,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
 use sea_orm::sqlx::{self, Row};
+
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 
 /// One line of a day's stock.
@@ -203,37 +204,31 @@ pub async fn expire(
         .collect()
 }
 
-/// One entrant as it leaves the database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntrantRow {
-    pub ticket_id: String,
-    pub pharmacy_id: String,
-    pub product_id: String,
-    pub flexible: bool,
-    pub person_tag: String,
-}
-
-/// Which tickets enter a draw: registered, accepted by the cutoff (`$1`), still valid at it,
-/// and their person not cooling down from a win on or after `$2`.
-macro_rules! eligible {
-    () => {
-        "t.status = 'registered' AND t.accepted_at <= $1 AND t.valid_until > $1 \
+/// Which tickets enter a draw: registered, accepted by the cutoff, still valid at it, and
+/// their person not cooling down from a win on or after `cooling_from`. Written with literals
+/// (COPY takes no parameters); both are typed values formatted here, never text from outside.
+fn eligible(cutoff: DateTime<Utc>, cooling_from: NaiveDate) -> String {
+    let cutoff = cutoff.format("%Y-%m-%dT%H:%M:%S%.6fZ");
+    format!(
+        "t.status = 'registered' AND t.accepted_at <= TIMESTAMPTZ '{cutoff}' \
+         AND t.valid_until > TIMESTAMPTZ '{cutoff}' \
          AND NOT EXISTS (SELECT 1 FROM draw_winners w JOIN tickets o ON o.ticket_id = w.ticket_id \
-                         WHERE o.person_tag = t.person_tag AND w.draw_date >= $2)"
-    };
+                         WHERE o.person_tag = t.person_tag AND w.draw_date >= DATE '{cooling_from}')"
+    )
 }
 
 /// The sealing transaction: fixes the day's entrants and records the seal.
 ///
-/// In one REPEATABLE READ transaction it streams every eligible ticket (see `eligible!`) to
-/// `each` in byte order of `ticket_id`, then lets `finish` build the seal from what was
-/// streamed and records it. The entrants are `entrants.csv`; which of them won or lost is
-/// recorded by the draw (`record_draw`). Nothing is
-/// committed if any step fails; a concurrent second seal for the date fails on the primary key.
+/// In one REPEATABLE READ transaction it streams every eligible ticket (see [`eligible`]) in
+/// byte order of `ticket_id` to `each`, as the lines of `entrants.csv`
+/// (`ticket_id,pharmacy_id,product_id,flexible,person_tag` + LF, produced by PostgreSQL's COPY,
+/// so no row is decoded on the way; `each` checks every line), then lets `finish` build the
+/// seal from what was streamed and records it. The entrants are `entrants.csv`; which of them
+/// won or lost is recorded by the draw (`record_draw`). Nothing is committed if any step fails;
+/// a concurrent second seal for the date fails on the primary key.
 ///
 /// # Errors
 /// When the database fails, or `each`/`finish` return an error (passed through as `Custom`).
-#[allow(clippy::too_many_arguments)]
 pub async fn seal_day<F, G>(
     db: &DatabaseConnection,
     date: NaiveDate,
@@ -244,8 +239,8 @@ pub async fn seal_day<F, G>(
     finish: G,
 ) -> Result<SealRecord, DbErr>
 where
-    F: FnMut(EntrantRow) -> Result<(), String>,
-    G: FnOnce(u64) -> Result<SealRecord, String>,
+    F: FnMut(&[u8]) -> Result<(), String>,
+    G: FnOnce() -> Result<SealRecord, String>,
 {
     let mut tx = pg(db).begin().await.map_err(sqlx_err)?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -265,30 +260,24 @@ where
     .execute(&mut *tx)
     .await
     .map_err(sqlx_err)?;
-    // The entrants, in the primary key's order (byte order: the column is COLLATE "C").
-    let mut streamed: u64 = 0;
+    // The entrants, in the primary key's order (byte order: the column is COLLATE "C"). In
+    // COPY's text format with ',' as delimiter a row is the entrants.csv line itself: the
+    // identifiers and tags hold no character COPY would escape, and `each` refuses any line
+    // that breaks the grammar.
     {
-        let mut rows = sqlx::query(concat!(
-            "SELECT t.ticket_id, t.pharmacy_id, t.product_id, t.flexible, t.person_tag FROM tickets t WHERE ",
-            eligible!(),
-            " ORDER BY t.ticket_id"
-        ))
-        .bind(cutoff)
-        .bind(cooling_from)
-        .fetch(&mut *tx);
-        while let Some(r) = rows.try_next().await.map_err(sqlx_err)? {
-            let row = EntrantRow {
-                ticket_id: r.try_get::<String, _>(0).map_err(sqlx_err)?,
-                pharmacy_id: r.try_get::<String, _>(1).map_err(sqlx_err)?,
-                product_id: r.try_get::<String, _>(2).map_err(sqlx_err)?,
-                flexible: r.try_get::<bool, _>(3).map_err(sqlx_err)?,
-                person_tag: r.try_get::<String, _>(4).map_err(sqlx_err)?,
-            };
-            each(row).map_err(DbErr::Custom)?;
-            streamed += 1;
+        let mut rows = tx
+            .copy_out_raw(&format!(
+                "COPY (SELECT t.ticket_id, t.pharmacy_id, t.product_id, t.flexible::int, t.person_tag \
+                 FROM tickets t WHERE {} ORDER BY t.ticket_id) TO STDOUT WITH (FORMAT text, DELIMITER ',')",
+                eligible(cutoff, cooling_from)
+            ))
+            .await
+            .map_err(sqlx_err)?;
+        while let Some(chunk) = rows.try_next().await.map_err(sqlx_err)? {
+            each(&chunk).map_err(DbErr::Custom)?;
         }
     }
-    let record = finish(streamed).map_err(DbErr::Custom)?;
+    let record = finish().map_err(DbErr::Custom)?;
     sqlx::query(
         "UPDATE seals SET seal_id = $2, entrants = $3, entrants_root = $4, stock_sha256 = $5, \
          seal_txt = $6, dir = $7, entrants_sha256 = $8 WHERE draw_date = $1",

@@ -202,10 +202,11 @@ pub fn scan_entrants_with<R: Read + Send>(
             let mut carry: Vec<u8> = Vec::new();
             let mut first_line = 0u64;
             loop {
-                let mut buf = spent_rx
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(BATCH_BYTES + (1 << 16)));
+                let mut buf = spent_rx.try_recv().unwrap_or_default();
                 buf.clear();
+                // Room for the carried partial group and a whole batch, so reading never
+                // reallocates (and copies) a buffer.
+                buf.reserve(carry.len() + BATCH_BYTES + 1);
                 buf.extend_from_slice(&carry);
                 let read = match (&mut reader).take(BATCH_BYTES as u64).read_to_end(&mut buf) {
                     Ok(read) => read,

@@ -137,9 +137,15 @@ impl TicketId {
     /// The 128-bit value of the ULID.
     #[must_use]
     pub fn to_u128(&self) -> u128 {
-        self.0.iter().fold(0u128, |acc, &b| {
-            (acc << 5) | u128::from(CROCKFORD[b as usize])
-        })
+        // In 64-bit parts: 2 + 12 + 12 digits are 8 (the first digit has 3 bits) + 60 + 60 bits.
+        let digits = |s: &[u8]| {
+            s.iter().fold(0u64, |acc, &b| {
+                (acc << 5) | u64::from(CROCKFORD[b as usize])
+            })
+        };
+        (u128::from(digits(&self.0[..2])) << 120)
+            | (u128::from(digits(&self.0[2..14])) << 60)
+            | u128::from(digits(&self.0[14..]))
     }
 
     /// The ULID whose 128-bit value is `value`.

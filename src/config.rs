@@ -73,6 +73,8 @@ pub struct Settings {
     pub persist_batch: usize,
     /// Competing consumers in one persister process.
     pub persist_consumers: usize,
+    /// HTTP worker threads of `serve` (each runs its own event loop).
+    pub http_workers: usize,
 }
 
 impl Default for Settings {
@@ -101,6 +103,7 @@ impl Default for Settings {
             persist_prefetch: 64,
             persist_batch: 4_000,
             persist_consumers: 2,
+            http_workers: 2,
         }
     }
 }
@@ -152,6 +155,7 @@ impl Settings {
             ("persist_batch", self.persist_batch),
             ("persist_prefetch", usize::from(self.persist_prefetch)),
             ("persist_consumers", self.persist_consumers),
+            ("http_workers", self.http_workers),
         ];
         if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(name, "must be at least 1".into()));

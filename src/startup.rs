@@ -212,6 +212,7 @@ impl Application {
             .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?
             .port();
         let static_dir = settings.static_dir.clone();
+        let http_workers = settings.http_workers;
         let state = web::Data::new(AppState {
             settings,
             catalog,
@@ -247,6 +248,7 @@ impl Application {
                         ),
                 )
         })
+        .workers(http_workers)
         .listen(listener)
         .map_err(|e| StartupError::Bind("listener".into(), e))?
         .run();

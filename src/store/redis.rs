@@ -115,9 +115,17 @@ pub struct Settle {
 }
 
 /// The Redis side of maskdraw, bound to one key prefix.
+///
+/// The intake's per-request commands (reserve, confirm, release, statuses) share one
+/// multiplexed connection: concurrent requests are pipelined on it, and nothing is checked out
+/// of a pool. (A deadpool checkout pings the connection first: one more round trip per
+/// command.) Bulk and occasional work (the draw's settlement, the fallback stream, cleanup)
+/// uses the pool.
 #[derive(Clone)]
 pub struct RedisStore {
     pool: Pool,
+    client: redis::Client,
+    hot: std::sync::Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
     prefix: String,
     reserve: Script,
     release: Script,
@@ -150,8 +158,13 @@ impl RedisStore {
         let mut cfg = deadpool_redis::Config::from_url(url);
         cfg.pool = Some(deadpool_redis::PoolConfig::new(64));
         let pool = cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
+        let client = redis::Client::open(url).map_err(|e| {
+            deadpool_redis::CreatePoolError::Config(deadpool_redis::ConfigError::Redis(e))
+        })?;
         Ok(Self {
             pool,
+            client,
+            hot: std::sync::Arc::default(),
             prefix: prefix.to_string(),
             reserve: Script::new(RESERVE_LUA),
             release: Script::new(RELEASE_LUA),
@@ -161,6 +174,16 @@ impl RedisStore {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The shared multiplexed connection, opened on first use (and reopened by the manager
+    /// when Redis comes back after a failure).
+    async fn hot(&self) -> Result<redis::aio::ConnectionManager, StoreError> {
+        Ok(self
+            .hot
+            .get_or_try_init(|| redis::aio::ConnectionManager::new(self.client.clone()))
+            .await?
+            .clone())
     }
 
     fn active_key(&self, tag: &str) -> String {
@@ -192,7 +215,7 @@ impl RedisStore {
         now_unix: u64,
         idempotency_key: Option<&str>,
     ) -> Result<Reserve, StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.hot().await?;
         let answer: Vec<String> = self
             .reserve
             .key(self.active_key(tag))
@@ -204,7 +227,7 @@ impl RedisStore {
             .arg(now_unix)
             .arg(STALE_PENDING_SECS)
             .arg(if idempotency_key.is_some() { "1" } else { "0" })
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         match answer.as_slice() {
             [g] if g == "granted" => Ok(Reserve::Granted),
@@ -229,7 +252,7 @@ impl RedisStore {
         &self,
         events: &[crate::queue::ReservationEvent],
     ) -> Result<(), StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.hot().await?;
         let mut pipe = redis::pipe();
         let now = chrono::Utc::now();
         for e in events {
@@ -254,7 +277,7 @@ impl RedisStore {
             pipe.hset_multiple(&key, &status_fields(&st)).ignore();
             pipe.expire(&key, ttl).ignore();
         }
-        pipe.query_async::<()>(&mut *conn).await?;
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 
@@ -269,13 +292,13 @@ impl RedisStore {
         ticket: &str,
         idempotency_key: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.hot().await?;
         let _: i64 = self
             .release
             .key(self.active_key(tag))
             .key(self.idem_key(tag, idempotency_key))
             .arg(ticket)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         Ok(())
     }
@@ -292,7 +315,7 @@ impl RedisStore {
         if statuses.is_empty() {
             return Ok(());
         }
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.hot().await?;
         let mut pipe = redis::pipe();
         for (ticket, st) in statuses {
             let key = self.ticket_key(ticket);
@@ -300,7 +323,7 @@ impl RedisStore {
             pipe.hset_multiple(&key, &status_fields(st)).ignore();
             pipe.expire(&key, ttl_secs as i64).ignore();
         }
-        pipe.query_async::<()>(&mut *conn).await?;
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 
@@ -309,7 +332,7 @@ impl RedisStore {
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn ticket_status(&self, ticket: &str) -> Result<Option<TicketStatus>, StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.hot().await?;
         let map: std::collections::HashMap<String, String> =
             conn.hgetall(self.ticket_key(ticket)).await?;
         if map.is_empty() {

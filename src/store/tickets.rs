@@ -40,37 +40,38 @@ pub async fn insert_batch(
         return Ok(InsertOutcome::default());
     }
     let col = |f: fn(&ReservationEvent) -> String| text_array(events.iter().map(f));
-    let values = vec![
-        col(|e| e.ticket_id.clone()),
-        col(|e| e.person_tag.clone()),
-        col(|e| e.phone_tag.clone()),
-        col(|e| e.masked_id.clone()),
-        col(|e| e.pharmacy_id.clone()),
-        col(|e| e.product_id.clone()),
-        col(|e| e.flexible.to_string()),
-        col(|e| e.accepted_at.to_rfc3339()),
-        col(|e| e.valid_until.to_rfc3339()),
-    ];
-    let insert = |status: &str| {
+    // Built again for the (rare) second pass rather than cloned for every batch.
+    let values = || {
+        vec![
+            col(|e| e.ticket_id.clone()),
+            col(|e| e.person_tag.clone()),
+            col(|e| e.phone_tag.clone()),
+            col(|e| e.masked_id.clone()),
+            col(|e| e.pharmacy_id.clone()),
+            col(|e| e.product_id.clone()),
+            col(|e| e.flexible.to_string()),
+            col(|e| e.accepted_at.to_rfc3339()),
+            col(|e| e.valid_until.to_rfc3339()),
+        ]
+    };
+    let insert = |status: &str, only: bool| {
         format!(
             "INSERT INTO tickets (ticket_id, person_tag, phone_tag, masked_id, pharmacy_id, product_id, flexible, \
              status, accepted_at, valid_until) \
              SELECT t, p, ph, m, pharm, prod, f::boolean, '{status}', a::timestamptz, v::timestamptz \
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) \
              AS u(t, p, ph, m, pharm, prod, f, a, v) \
-             WHERE t = ANY($10::text[]) \
-             ON CONFLICT DO NOTHING RETURNING ticket_id"
+             {} \
+             ON CONFLICT DO NOTHING RETURNING ticket_id",
+            if only { "WHERE t IN (SELECT unnest($10::text[]))" } else { "" }
         )
     };
-    let all_ids = col(|e| e.ticket_id.clone());
     let txn = db.begin().await?;
-    let mut with_filter = values.clone();
-    with_filter.push(all_ids.clone());
     let rows = txn
         .query_all(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            insert("registered"),
-            with_filter,
+            insert("registered", false),
+            values(),
         ))
         .await?;
     let inserted: Vec<String> = rows
@@ -82,10 +83,12 @@ pub async fn insert_batch(
         ..InsertOutcome::default()
     };
     if outcome.inserted.len() < events.len() {
+        let inserted: std::collections::HashSet<&str> =
+            outcome.inserted.iter().map(String::as_str).collect();
         let rest: Vec<String> = events
             .iter()
             .map(|e| e.ticket_id.clone())
-            .filter(|t| !outcome.inserted.contains(t))
+            .filter(|t| !inserted.contains(t.as_str()))
             .collect();
         let present = txn
             .query_all(Statement::from_sql_and_values(
@@ -101,12 +104,12 @@ pub async fn insert_batch(
         let missing: Vec<String> = rest.into_iter().filter(|t| !present.contains(t)).collect();
         outcome.duplicates = present.len();
         if !missing.is_empty() {
-            let mut with_filter = values;
+            let mut with_filter = values();
             with_filter.push(text_array(missing.iter().cloned()));
             let rows = txn
                 .query_all(Statement::from_sql_and_values(
                     DbBackend::Postgres,
-                    insert("rejected"),
+                    insert("rejected", true),
                     with_filter,
                 ))
                 .await?;

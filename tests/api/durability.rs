@@ -355,11 +355,10 @@ async fn a_persister_process_killed_mid_batch_loses_nothing_and_stores_each_tick
             );
             tasks.push(tokio::spawn(async move {
                 let resp = client.post(url).json(&reservation()).send().await.unwrap();
-                assert_eq!(resp.status(), 202);
-                resp.json::<Value>().await.unwrap()["ticket_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
+                let status = resp.status();
+                let body = resp.json::<Value>().await.unwrap();
+                assert_eq!(status, 202, "{body}");
+                body["ticket_id"].as_str().unwrap().to_string()
             }));
         }
         for t in tasks {

@@ -226,8 +226,11 @@ impl Application {
         tasks.push(spawn_monitor(state.clone(), rx));
         let data = state.clone();
         let server = HttpServer::new(move || {
+            // Called once per worker, on its thread.
+            let worker_redis = web::Data::new(api::WorkerRedis(data.redis.with_own_connection()));
             App::new()
                 .app_data(data.clone())
+                .app_data(worker_redis)
                 .wrap_fn(api::record)
                 .configure(api::configure)
                 .route(

@@ -10,7 +10,9 @@ use super::error::{ApiError, Code};
 use super::AppState;
 use crate::domain::{person_tag, phone_tag, IdNumber, PersonName, Phone, TicketId};
 use crate::queue::ReservationEvent;
-use crate::store::redis::Reserve;
+use crate::store::redis::{RedisStore, Reserve};
+
+use super::WorkerRedis;
 use crate::store::{day, draws, tickets};
 
 /// A reservation after parsing: only domain types from here on.
@@ -190,7 +192,9 @@ pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
+    redis: web::Data<WorkerRedis>,
 ) -> Result<HttpResponse, ApiError> {
+    let redis = &redis.0;
     require_json(&req)?;
     let body = read_body(payload).await?;
     let _slot = state.admission.enter().inspect_err(|s| {
@@ -214,8 +218,7 @@ pub async fn create(
     let valid_until = now + chrono::Duration::days(i64::from(state.settings.validity_days));
     let ticket = TicketId::generate(now.timestamp_millis().max(0) as u64).to_string();
     let lock_ttl = (valid_until - now).num_seconds().max(1) as u64 + 3600;
-    match state
-        .redis
+    match redis
         .reserve(
             &tag,
             &ticket,
@@ -229,7 +232,7 @@ pub async fn create(
         Reserve::Replay {
             ticket,
             durable: true,
-        } => return replay(&state, &ticket).await,
+        } => return replay(&state, redis, &ticket).await,
         Reserve::Replay { durable: false, .. } => {
             return Err(ApiError::new(
                 Code::RequestInProgress,
@@ -264,7 +267,7 @@ pub async fn create(
     };
     drop(input);
     if let Err(e) = state.publisher.publish(event).await {
-        if let Err(re) = state.redis.release(&tag, &ticket, idem.as_deref()).await {
+        if let Err(re) = redis.release(&tag, &ticket, idem.as_deref()).await {
             tracing::error!(error = ?re, "could not release the lock of a reservation that was not taken");
         }
         return Err(ApiError::unavailable(&e));
@@ -277,8 +280,12 @@ pub async fn create(
     }))
 }
 
-async fn replay(state: &AppState, ticket: &str) -> Result<HttpResponse, ApiError> {
-    let (status, valid_until) = match state.redis.ticket_status(ticket).await? {
+async fn replay(
+    state: &AppState,
+    redis: &RedisStore,
+    ticket: &str,
+) -> Result<HttpResponse, ApiError> {
+    let (status, valid_until) = match redis.ticket_status(ticket).await? {
         Some(st) => (st.status, st.valid_until),
         None => match tickets::find(&state.db, ticket).await? {
             Some(row) => (row.status, row.valid_until.to_rfc3339()),
@@ -346,13 +353,14 @@ fn redis_draw(date: &str, value: &str) -> draws::DrawView {
 pub async fn status(
     path: web::Path<String>,
     state: web::Data<AppState>,
+    redis: web::Data<WorkerRedis>,
 ) -> Result<HttpResponse, ApiError> {
     let ticket = TicketId::parse(&path)
         .map_err(|e| ApiError::field(Code::ValidationFailed, "ticket_id", e.to_string()))?;
     let ticket = ticket.to_string();
     let now = Utc::now();
-    let cached = state
-        .redis
+    let cached = redis
+        .0
         .ticket_status(&ticket)
         .await
         .unwrap_or_else(|e| {

@@ -176,6 +176,16 @@ impl RedisStore {
         &self.pool
     }
 
+    /// The same store with a multiplexed connection of its own, opened (and its driver task
+    /// spawned) by the first command, on the thread and runtime that sends it.
+    #[must_use]
+    pub fn with_own_connection(&self) -> Self {
+        Self {
+            hot: std::sync::Arc::default(),
+            ..self.clone()
+        }
+    }
+
     /// The shared multiplexed connection, opened on first use (and reopened by the manager
     /// when Redis comes back after a failure).
     async fn hot(&self) -> Result<redis::aio::ConnectionManager, StoreError> {

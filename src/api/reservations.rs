@@ -359,14 +359,10 @@ pub async fn status(
         .map_err(|e| ApiError::field(Code::ValidationFailed, "ticket_id", e.to_string()))?;
     let ticket = ticket.to_string();
     let now = Utc::now();
-    let cached = redis
-        .0
-        .ticket_status(&ticket)
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = ?e, "redis unavailable for status; using postgres");
-            None
-        });
+    let cached = redis.0.ticket_status(&ticket).await.unwrap_or_else(|e| {
+        tracing::warn!(error = ?e, "redis unavailable for status; using postgres");
+        None
+    });
     if let Some(st) = cached.filter(|s| !s.status.is_empty()) {
         let published: std::collections::HashSet<String> = if st.draws.is_empty() {
             Default::default()

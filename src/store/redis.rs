@@ -329,8 +329,9 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         for (ticket, st) in statuses {
             let key = self.ticket_key(ticket);
-            pipe.hset(&key, "status", &st.status).ignore();
-            pipe.hset_multiple(&key, &status_fields(st)).ignore();
+            let mut fields = status_fields(st);
+            fields.push(("status", st.status.clone()));
+            pipe.hset_multiple(&key, &fields).ignore();
             pipe.expire(&key, ttl_secs as i64).ignore();
         }
         pipe.query_async::<()>(&mut conn).await?;

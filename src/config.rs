@@ -102,7 +102,7 @@ impl Default for Settings {
             publish_timeout_ms: 5_000,
             persist_prefetch: 64,
             persist_batch: 4_000,
-            persist_consumers: 2,
+            persist_consumers: 3,
             http_workers: 2,
         }
     }

@@ -309,6 +309,31 @@ pub struct SealRecord {
     pub dir: String,
 }
 
+/// Sends one line per row (written by `line`, given the row's position) through
+/// `COPY ... FROM STDIN`, in chunks of about a MiB.
+async fn copy_rows<T>(
+    conn: &mut sqlx::PgConnection,
+    statement: &str,
+    rows: &[T],
+    line: impl Fn(&mut Vec<u8>, usize, &T),
+) -> Result<(), DbErr> {
+    let mut copy = conn.copy_in_raw(statement).await.map_err(sqlx_err)?;
+    let mut buf = Vec::with_capacity(2 << 20);
+    for (i, row) in rows.iter().enumerate() {
+        line(&mut buf, i, row);
+        if buf.len() > (1 << 20) {
+            copy.send(std::mem::take(&mut buf))
+                .await
+                .map_err(sqlx_err)?;
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf).await.map_err(sqlx_err)?;
+    }
+    copy.finish().await.map_err(sqlx_err)?;
+    Ok(())
+}
+
 /// A winner as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WinnerRow {
@@ -379,52 +404,36 @@ pub async fn record_draw(
         .execute(&mut *tx)
         .await
         .map_err(sqlx_err)?;
-    let mut copy = tx
-        .copy_in_raw("COPY draw_entries (ticket_id, draw_date, leaf_index) FROM STDIN")
-        .await
-        .map_err(sqlx_err)?;
-    let mut buf = Vec::with_capacity(2 << 20);
     let day = date.to_string();
-    for (leaf, t) in entrants.iter().enumerate() {
-        buf.extend_from_slice(lottery::snapshot::TicketId::from_u128(*t).as_bytes());
-        buf.push(b'\t');
-        buf.extend_from_slice(day.as_bytes());
-        buf.push(b'\t');
-        buf.extend_from_slice(itoa::Buffer::new().format(leaf).as_bytes());
-        buf.push(b'\n');
-        if buf.len() > (1 << 21) {
-            copy.send(std::mem::take(&mut buf))
-                .await
-                .map_err(sqlx_err)?;
-        }
-    }
-    if !buf.is_empty() {
-        copy.send(buf).await.map_err(sqlx_err)?;
-    }
-    copy.finish().await.map_err(sqlx_err)?;
-    let mut copy = tx
-        .copy_in_raw("COPY draw_winners (draw_date, ticket_id, pharmacy_id, product_id, roll, pickup_code, masked_id) FROM STDIN")
-        .await
-        .map_err(sqlx_err)?;
-    let mut buf = Vec::with_capacity(1 << 20);
-    for w in winners {
-        buf.extend_from_slice(
-            format!(
-                "{date}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-                w.ticket_id, w.pharmacy_id, w.product_id, w.roll, w.pickup_code, w.masked_id
-            )
-            .as_bytes(),
-        );
-        if buf.len() > (1 << 20) {
-            copy.send(std::mem::take(&mut buf))
-                .await
-                .map_err(sqlx_err)?;
-        }
-    }
-    if !buf.is_empty() {
-        copy.send(buf).await.map_err(sqlx_err)?;
-    }
-    copy.finish().await.map_err(sqlx_err)?;
+    copy_rows(
+        &mut tx,
+        "COPY draw_entries (ticket_id, draw_date, leaf_index) FROM STDIN",
+        entrants,
+        |buf, leaf, t| {
+            buf.extend_from_slice(lottery::snapshot::TicketId::from_u128(*t).as_bytes());
+            buf.push(b'\t');
+            buf.extend_from_slice(day.as_bytes());
+            buf.push(b'\t');
+            buf.extend_from_slice(itoa::Buffer::new().format(leaf).as_bytes());
+            buf.push(b'\n');
+        },
+    )
+    .await?;
+    copy_rows(
+        &mut tx,
+        "COPY draw_winners (draw_date, ticket_id, pharmacy_id, product_id, roll, pickup_code, masked_id) FROM STDIN",
+        winners,
+        |buf, _, w| {
+            buf.extend_from_slice(
+                format!(
+                    "{day}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                    w.ticket_id, w.pharmacy_id, w.product_id, w.roll, w.pickup_code, w.masked_id
+                )
+                .as_bytes(),
+            );
+        },
+    )
+    .await?;
     sqlx::query("UPDATE tickets SET status = 'won' FROM draw_winners w WHERE w.draw_date = $1 AND w.ticket_id = tickets.ticket_id")
         .bind(date)
         .execute(&mut *tx)

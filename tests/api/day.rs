@@ -125,6 +125,19 @@ async fn backdate(app: &TestApp, ticket: &str, n: i64) {
         .unwrap();
 }
 
+/// A day two days ahead with one registered ticket (KN95 at a pharmacy) and `packs` of stock
+/// for it.
+async fn one_ticket_day(app: &TestApp, packs: u32) -> (Day, String, NaiveDate) {
+    let d = Day::new(app).await;
+    let ph = district_pharmacies(app, 1);
+    let (ticket, _) = reserve(app, &ph[0], "KN95", false).await;
+    app.wait_for_tickets("registered", 1, Duration::from_secs(30))
+        .await;
+    let date = today() + days(2);
+    d.stock(date, &[(&ph[0], "KN95", packs)]).await;
+    (d, ticket, date)
+}
+
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).unwrap().lines().count()
 }
@@ -282,16 +295,9 @@ async fn published_results_show_outcomes_proofs_and_allow_one_pickup_at_the_righ
             json!({"date": date.to_string(), "outcome": "lost"}),
         ),
     ] {
-        let found: Value = app
-            .client
-            .post(format!("{}/api/v1/reservations/lookup", app.address))
-            .json(&json!({"id_number": body["id_number"], "phone": body["phone"]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let found = app
+            .lookup(&body["id_number"], body["phone"].as_str().unwrap())
+            .await;
         assert_eq!(found["tickets"][0]["draws"], json!([want]), "{found}");
     }
 
@@ -438,13 +444,7 @@ async fn tickets_expire_after_their_validity_and_late_tickets_enter_the_next_dra
 #[tokio::test]
 async fn a_draw_is_refused_when_a_reveal_does_not_match_its_commitment() {
     let app = spawn_app().await;
-    let d = Day::new(&app).await;
-    let ph = district_pharmacies(&app, 1);
-    reserve(&app, &ph[0], "KN95", false).await;
-    app.wait_for_tickets("registered", 1, Duration::from_secs(30))
-        .await;
-    let date = today() + days(2);
-    d.stock(date, &[(&ph[0], "KN95", 1)]).await;
+    let (d, _, date) = one_ticket_day(&app, 1).await;
     let sealed = d.seal(date).await.unwrap();
     let wrong = day::draw::parse_reveals(&[format!("notary={}", hex::encode([8u8; 16]))]).unwrap();
     let err = day::draw::draw(
@@ -554,13 +554,7 @@ async fn the_demo_runs_a_whole_day_that_the_notary_verifies() {
 #[tokio::test]
 async fn a_draw_is_refused_when_entrants_csv_changed_after_the_seal() {
     let app = spawn_app().await;
-    let d = Day::new(&app).await;
-    let ph = district_pharmacies(&app, 1);
-    let (ticket, _) = reserve(&app, &ph[0], "KN95", false).await;
-    app.wait_for_tickets("registered", 1, Duration::from_secs(30))
-        .await;
-    let date = today() + days(2);
-    d.stock(date, &[(&ph[0], "KN95", 0)]).await;
+    let (d, ticket, date) = one_ticket_day(&app, 0).await;
     let sealed = d.seal(date).await.unwrap();
     // Still a well-formed file (the flexible flag flipped): only its digest tells.
     let path = sealed.dir.join("entrants.csv");
@@ -586,13 +580,8 @@ async fn a_draw_is_refused_when_entrants_csv_changed_after_the_seal() {
 #[tokio::test]
 async fn a_seal_that_meets_a_row_breaking_the_format_records_nothing_and_leaves_no_directory() {
     let app = spawn_app().await;
-    let d = Day::new(&app).await;
+    let (d, ticket, date) = one_ticket_day(&app, 1).await;
     let ph = district_pharmacies(&app, 1);
-    let (ticket, _) = reserve(&app, &ph[0], "KN95", false).await;
-    app.wait_for_tickets("registered", 1, Duration::from_secs(30))
-        .await;
-    let date = today() + days(2);
-    d.stock(date, &[(&ph[0], "KN95", 1)]).await;
     let set_pharmacy = |to: String| {
         let db = app.db.clone();
         let ticket = ticket.clone();

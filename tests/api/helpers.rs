@@ -128,6 +128,19 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `POST /api/v1/reservations/lookup` with this identity number and phone.
+    pub async fn lookup(&self, id_number: &serde_json::Value, phone: &str) -> serde_json::Value {
+        self.client
+            .post(format!("{}/api/v1/reservations/lookup", self.address))
+            .json(&serde_json::json!({"id_number": id_number, "phone": phone}))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     pub async fn count_tickets(&self, status: Option<&str>) -> i64 {
         let sql = match status {
             Some(s) => format!("SELECT count(*) AS n FROM tickets WHERE status = '{s}'"),

@@ -350,29 +350,10 @@ async fn a_person_finds_their_tickets_by_id_and_phone_only() {
     let ticket: Value = app.reserve(&body).await.json().await.unwrap();
     app.wait_for_tickets("registered", 1, Duration::from_secs(20))
         .await;
-    let url = format!("{}/api/v1/reservations/lookup", app.address);
-    let found: Value = app
-        .client
-        .post(&url)
-        .json(&json!({"id_number": body["id_number"], "phone": "13800138000"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found = app.lookup(&body["id_number"], "13800138000").await;
     assert_eq!(found["tickets"][0]["ticket_id"], ticket["ticket_id"]);
     assert_eq!(found["tickets"][0]["pharmacy_id"], first_pharmacy());
-    let wrong: Value = app
-        .client
-        .post(&url)
-        .json(&json!({"id_number": body["id_number"], "phone": "13900139000"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let wrong = app.lookup(&body["id_number"], "13900139000").await;
     assert_eq!(wrong["tickets"], json!([]));
     app.teardown().await;
 }

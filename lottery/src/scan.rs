@@ -110,8 +110,8 @@ fn process_group(
             out.error = Some(SnapshotError::MissingFinalLf { line: number });
             continue;
         }
-        let e = match Entrant::parse_line(line) {
-            Ok(e) => e,
+        let (e, ticket) = match Entrant::parse_line_with_value(line) {
+            Ok(parsed) => parsed,
             Err(reason) => {
                 out.error = Some(SnapshotError::Grammar {
                     line: number,
@@ -120,7 +120,6 @@ fn process_group(
                 continue;
             }
         };
-        let ticket = e.ticket_id.to_u128();
         if prev.is_some_and(|p| ticket <= p) {
             out.error = Some(SnapshotError::TicketOrder { line: number });
             continue;
@@ -182,13 +181,29 @@ pub fn scan_entrants_with<R: Read + Send>(
     digest: ScanDigest,
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<EntrantScan> {
+    scan_sized(reader, 0, pools, digest, progress)
+}
+
+/// The shortest entrant line with its LF: a ticket id, one-character identifiers and the flag.
+const MIN_LINE_BYTES: u64 = 26 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 32 + 1;
+
+/// The scan, with the per-entrant vectors sized up front for `size` bytes (0: unknown), so they
+/// never grow by copying; untouched capacity costs no memory.
+fn scan_sized<R: Read + Send>(
+    reader: R,
+    size: u64,
+    pools: Option<&PoolIndex>,
+    digest: ScanDigest,
+    progress: &(dyn Fn(u64) + Sync),
+) -> io::Result<EntrantScan> {
     let tree = digest == ScanDigest::Tree;
     let mut stream = MerkleStream::new();
     let mut lines = 0u64;
     let mut error: Option<SnapshotError> = None;
-    let mut entries: Vec<u32> = Vec::new();
-    let mut tickets: Vec<u128> = Vec::new();
-    let mut tags: Vec<u128> = Vec::new();
+    let most = usize::try_from(size / MIN_LINE_BYTES + 1).unwrap_or(0);
+    let mut entries: Vec<u32> = Vec::with_capacity(if pools.is_some() { most } else { 0 });
+    let mut tickets: Vec<u128> = Vec::with_capacity(most);
+    let mut tags: Vec<u128> = Vec::with_capacity(most);
     let mut consumed = 0u64;
 
     let file_sha256 = std::thread::scope(|scope| -> io::Result<Option<Hash>> {
@@ -378,7 +393,9 @@ pub fn scan_entrants_file_with(
     digest: ScanDigest,
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<EntrantScan> {
-    let mut scan = scan_entrants_with(std::fs::File::open(path)?, pools, digest, progress)?;
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut scan = scan_sized(file, size, pools, digest, progress)?;
     if scan.duplicate_tag {
         let clean = scan.tickets.len() as u64;
         if let Some(dup) = first_duplicate_tag(std::fs::File::open(path)?, clean)? {

@@ -117,21 +117,40 @@ impl TicketId {
     /// # Errors
     /// A reason when the text is not a ULID in uppercase Crockford base32.
     pub fn parse(text: &[u8]) -> Result<Self, &'static str> {
+        Self::parse_with_value(text).map(|(id, _)| id)
+    }
+
+    /// [`TicketId::parse`], also giving [`TicketId::to_u128`]'s value from the same pass.
+    ///
+    /// # Errors
+    /// As [`TicketId::parse`].
+    pub fn parse_with_value(text: &[u8]) -> Result<(Self, u128), &'static str> {
         let bytes: [u8; 26] = text
             .try_into()
             .map_err(|_| "ticket_id is not 26 characters")?;
         // Branch-free over the 26 bytes: digit values are 0..=31, so any high bit is a bad byte.
-        if bytes
-            .iter()
-            .fold(0u8, |acc, &b| acc | CROCKFORD[b as usize])
-            > 31
-        {
+        let mut bad = 0u8;
+        let mut digits = |s: &[u8]| {
+            s.iter().fold(0u64, |acc, &b| {
+                let d = CROCKFORD[b as usize];
+                bad |= d;
+                (acc << 5) | u64::from(d & 31)
+            })
+        };
+        // In 64-bit parts: 2 + 12 + 12 digits are 8 (the first digit has 3 bits) + 60 + 60 bits.
+        let (high, middle, low) = (
+            digits(&bytes[..2]),
+            digits(&bytes[2..14]),
+            digits(&bytes[14..]),
+        );
+        if bad > 31 {
             return Err("ticket_id has a character outside uppercase Crockford base32");
         }
         if CROCKFORD[bytes[0] as usize] > 7 {
             return Err("ticket_id exceeds 128 bits (first character above 7)");
         }
-        Ok(Self(bytes))
+        let value = (u128::from(high) << 120) | (u128::from(middle) << 60) | u128::from(low);
+        Ok((Self(bytes), value))
     }
 
     /// The 128-bit value of the ULID.
@@ -336,11 +355,19 @@ impl Entrant {
     /// # Errors
     /// A reason naming the broken part of the grammar.
     pub fn parse_line(line: &[u8]) -> Result<Self, &'static str> {
+        Self::parse_line_with_value(line).map(|(e, _)| e)
+    }
+
+    /// [`Entrant::parse_line`], also giving the ticket id's 128-bit value from the same pass.
+    ///
+    /// # Errors
+    /// As [`Entrant::parse_line`].
+    pub fn parse_line_with_value(line: &[u8]) -> Result<(Self, u128), &'static str> {
         // Fixed-width parts first: 26 + ',' ... ',' + flag + ',' + 32.
         if line.len() < 26 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 32 {
             return Err("line too short for ticket_id,pharmacy_id,product_id,flexible,person_tag");
         }
-        let ticket_id = TicketId::parse(&line[..26])?;
+        let (ticket_id, value) = TicketId::parse_with_value(&line[..26])?;
         if line[26] != b',' {
             return Err("ticket_id is not 26 characters followed by a comma");
         }
@@ -366,13 +393,16 @@ impl Entrant {
             Ident::parse(&middle[..comma]).map_err(|_| "pharmacy_id is not [A-Z0-9-]{1,16}")?;
         let product_id =
             Ident::parse(&middle[comma + 1..]).map_err(|_| "product_id is not [A-Z0-9-]{1,16}")?;
-        Ok(Self {
-            ticket_id,
-            pharmacy_id,
-            product_id,
-            flexible,
-            person_tag,
-        })
+        Ok((
+            Self {
+                ticket_id,
+                pharmacy_id,
+                product_id,
+                flexible,
+                person_tag,
+            },
+            value,
+        ))
     }
 
     /// The line without its LF.
@@ -626,7 +656,17 @@ pub fn stock_csv(stock: &[StockLine]) -> Vec<u8> {
 /// Lookup from pool (`pharmacy_id`, `product_id`) to its stock line index.
 #[derive(Debug, Clone)]
 pub struct PoolIndex {
-    map: rustc_hash::FxHashMap<(Ident, Ident), u32>,
+    /// Keyed by both identifiers' zero-padded bytes as integers: the padding cannot occur in an
+    /// identifier, so the bytes alone tell identifiers apart, and four words hash faster than
+    /// the derived hash of two arrays and their lengths.
+    map: rustc_hash::FxHashMap<(u128, u128), u32>,
+}
+
+fn pool_key(pharmacy_id: &Ident, product_id: &Ident) -> (u128, u128) {
+    (
+        u128::from_le_bytes(pharmacy_id.bytes),
+        u128::from_le_bytes(product_id.bytes),
+    )
 }
 
 impl PoolIndex {
@@ -636,7 +676,8 @@ impl PoolIndex {
         let mut map = rustc_hash::FxHashMap::default();
         map.reserve(stock.len());
         for (i, s) in stock.iter().enumerate() {
-            map.entry(s.pool()).or_insert(i as u32);
+            map.entry(pool_key(&s.pharmacy_id, &s.product_id))
+                .or_insert(i as u32);
         }
         Self { map }
     }
@@ -644,7 +685,7 @@ impl PoolIndex {
     /// The stock line index of a pool.
     #[must_use]
     pub fn get(&self, pharmacy_id: &Ident, product_id: &Ident) -> Option<u32> {
-        self.map.get(&(*pharmacy_id, *product_id)).copied()
+        self.map.get(&pool_key(pharmacy_id, product_id)).copied()
     }
 }
 
@@ -670,6 +711,25 @@ mod tests {
         assert_eq!(
             TicketId::from_u128(u128::MAX).as_str(),
             "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+        );
+    }
+
+    #[test]
+    fn the_value_from_parsing_is_the_value_of_the_id() {
+        for text in [
+            &b"00000000000000000000000000"[..],
+            b"01KARC38627GVHHC7H1R7AQYA9",
+            b"7ZZZZZZZZZZZZZZZZZZZZZZZZZ",
+        ] {
+            let (id, value) = TicketId::parse_with_value(text).unwrap();
+            assert_eq!(value, id.to_u128());
+            assert_eq!(TicketId::from_u128(value), id);
+        }
+        assert_eq!(
+            TicketId::parse_with_value(b"7ZZZZZZZZZZZZZZZZZZZZZZZZZ")
+                .unwrap()
+                .1,
+            u128::MAX
         );
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use maskdraw::config::{Secret, Settings};
 use maskdraw::domain::IdNumber;
-use maskdraw::startup::Application;
+use maskdraw::startup::{Application, Running};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,7 +21,8 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     pub client: reqwest::Client,
     pub proxy: BrokerProxy,
-    pub shutdown: watch::Sender<bool>,
+    /// The server and its background tasks, stopped (and waited for) by `teardown`.
+    pub running: Running,
     pub db_name: String,
 }
 
@@ -84,8 +85,7 @@ pub async fn spawn_app_with(opts: Options, tweak: impl FnOnce(&mut Settings)) ->
         .await
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = app.shutdown_handle();
-    tokio::spawn(app.run_until_stopped());
+    let running = app.spawn();
     let db = Database::connect(&settings.database_url)
         .await
         .expect("the test database");
@@ -95,7 +95,7 @@ pub async fn spawn_app_with(opts: Options, tweak: impl FnOnce(&mut Settings)) ->
         db,
         client: reqwest::Client::new(),
         proxy,
-        shutdown,
+        running,
         db_name,
     }
 }
@@ -174,7 +174,10 @@ impl TestApp {
 
     /// Stops background tasks, deletes the queues and drops the database.
     pub async fn teardown(self) {
-        let _ = self.shutdown.send(true);
+        // Everything that could declare the queues again stops first: the server, the relay,
+        // the broker keeper and the persister (waited for), then the queues go.
+        drop(self.client);
+        self.running.stop().await;
         if let Ok(conn) =
             maskdraw::queue::broker::connect(&format!("amqp://guest:guest@{AMQP}/%2f")).await
         {

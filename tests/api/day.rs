@@ -570,6 +570,22 @@ async fn a_draw_is_refused_when_entrants_csv_changed_after_the_seal() {
         "{err}"
     );
     assert!(!sealed.dir.join("draw.txt").exists());
+    // A seal recorded before the digest existed is checked by its tree head instead.
+    app.db
+        .execute(Statement::from_string(
+            DbBackend::Postgres,
+            "UPDATE seals SET entrants_sha256 = NULL".to_string(),
+        ))
+        .await
+        .unwrap();
+    let Err(err) = d.draw(date).await else {
+        panic!("a changed entrants.csv was drawn")
+    };
+    assert!(
+        err.to_string()
+            .contains("entrants_root matches entrants.csv"),
+        "{err}"
+    );
     // Put back, the same seal draws.
     std::fs::write(&path, original).unwrap();
     assert!(d.draw(date).await.is_ok());

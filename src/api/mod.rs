@@ -20,12 +20,12 @@ use crate::queue::{Broker, Publisher};
 use crate::store::redis::RedisStore;
 pub use error::{ApiError, Code};
 
-/// Everything a handler may touch.
 /// The Redis store of one HTTP worker: the same keys as [`AppState::redis`], with a
 /// multiplexed connection of its own that is opened, and driven, on the worker's thread, so a
 /// request's Redis round trip does not hop to another thread and back.
 pub struct WorkerRedis(pub RedisStore);
 
+/// Everything a handler may touch.
 pub struct AppState {
     pub settings: Settings,
     pub catalog: Catalog,

@@ -7,12 +7,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, Code};
-use super::AppState;
+use super::{AppState, WorkerRedis};
 use crate::domain::{person_tag, phone_tag, IdNumber, PersonName, Phone, TicketId};
 use crate::queue::ReservationEvent;
 use crate::store::redis::{RedisStore, Reserve};
-
-use super::WorkerRedis;
 use crate::store::{day, draws, tickets};
 
 /// A reservation after parsing: only domain types from here on.

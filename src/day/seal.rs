@@ -6,8 +6,6 @@
 //! renamed into place only after the database has committed the seal.
 
 use std::collections::{BTreeSet, HashSet};
-
-use lottery::snapshot::{Ident, TicketId};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,6 +13,7 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use ed25519_dalek::SigningKey;
 use lottery::merkle::MerkleStream;
+use lottery::snapshot::{Ident, TicketId};
 use lottery::text::{Commit, SealText};
 use sha2::{Digest, Sha256};
 
@@ -83,7 +82,7 @@ pub fn parse_commits(args: &[String]) -> Result<Vec<Commit>, DayError> {
 }
 
 /// Lines in a chunk (for the progress bar).
-fn memchr_count(chunk: &[u8]) -> u64 {
+fn line_count(chunk: &[u8]) -> u64 {
     chunk.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
@@ -264,7 +263,7 @@ pub async fn seal(
         cooling_from,
         previous_id.as_deref(),
         |chunk| {
-            bar.inc(memchr_count(chunk));
+            bar.inc(line_count(chunk));
             pending.borrow_mut().extend_from_slice(chunk);
             if send(false) {
                 Ok(())

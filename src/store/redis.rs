@@ -116,9 +116,9 @@ pub struct Settle {
 
 /// The Redis side of maskdraw, bound to one key prefix.
 ///
-/// The intake's per-request commands (reserve, confirm, release, statuses) share one
-/// multiplexed connection: concurrent requests are pipelined on it, and nothing is checked out
-/// of a pool. (A deadpool checkout pings the connection first: one more round trip per
+/// The intake's per-request commands (reserve, confirm, release, statuses) share a
+/// multiplexed connection (one per copy made by [`RedisStore::with_own_connection`], one per
+/// HTTP worker): concurrent requests are pipelined on it, and nothing is checked out of a pool. (A deadpool checkout pings the connection first: one more round trip per
 /// command.) Bulk and occasional work (the draw's settlement, the fallback stream, cleanup)
 /// uses the pool.
 #[derive(Clone)]

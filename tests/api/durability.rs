@@ -412,3 +412,41 @@ async fn a_persister_process_killed_mid_batch_loses_nothing_and_stores_each_tick
     assert_eq!(ticket_ids(&app).await, accepted.into_iter().collect());
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn with_redis_cut_off_reservations_get_503_and_intake_recovers_when_it_returns() {
+    // Redis through a proxy of its own, so its connections can be cut like the broker's.
+    let redis_proxy = crate::helpers::TcpProxy::start("127.0.0.1:6379").await;
+    let port = redis_proxy.port;
+    let app = spawn_app_with(Options::default(), move |s| {
+        s.redis_url = format!("redis://127.0.0.1:{port}/0");
+    })
+    .await;
+    assert_eq!(app.reserve(&reservation()).await.status(), 202);
+
+    redis_proxy.cut();
+    let resp = app.reserve(&reservation()).await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_eq!(resp.json::<Value>().await.unwrap()["code"], "unavailable");
+    assert_eq!(app.get("/readyz").await.status(), 503);
+
+    // Back: the per-worker multiplexed connections reconnect by themselves.
+    redis_proxy.restore();
+    let start = Instant::now();
+    loop {
+        let status = app.reserve(&reservation()).await.status();
+        if status == 202 {
+            break;
+        }
+        assert_eq!(status, 503);
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "intake did not recover after Redis returned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.wait_for_tickets("registered", 2, Duration::from_secs(30))
+        .await;
+    app.teardown().await;
+}

@@ -20,7 +20,7 @@ pub struct TestApp {
     pub settings: Settings,
     pub db: DatabaseConnection,
     pub client: reqwest::Client,
-    pub proxy: BrokerProxy,
+    pub proxy: TcpProxy,
     /// The server and its background tasks, stopped (and waited for) by `teardown`.
     pub running: Running,
     pub db_name: String,
@@ -78,7 +78,7 @@ pub async fn spawn_app_with(opts: Options, tweak: impl FnOnce(&mut Settings)) ->
     if std::env::var_os("TEST_LOG").is_some() {
         maskdraw::telemetry::init();
     }
-    let proxy = BrokerProxy::start(AMQP).await;
+    let proxy = TcpProxy::start(AMQP).await;
     let (mut settings, db_name) = isolated_settings(proxy.port).await;
     tweak(&mut settings);
     let app = Application::build(settings.clone(), opts.with_persister)
@@ -242,13 +242,13 @@ pub fn first_pharmacy() -> String {
 
 /// A TCP proxy in front of RabbitMQ that a test can cut (every connection closed, new ones
 /// refused) and restore: the broker "goes away" without touching the shared server.
-pub struct BrokerProxy {
+pub struct TcpProxy {
     pub port: u16,
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
 }
 
-impl BrokerProxy {
+impl TcpProxy {
     pub async fn start(target: &'static str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();

@@ -4,6 +4,7 @@
 //! around it: explicit prefetch, batch what has arrived, commit, update Redis, then ack.
 //! At-least-once delivery plus the idempotent insert gives each ticket exactly once.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,13 +85,21 @@ impl Persister {
     /// Redis learns what PostgreSQL now holds. Best effort: the status API falls back to
     /// PostgreSQL, so a Redis hiccup here loses nothing.
     async fn after_commit(&self, events: &[ReservationEvent], stored: &InsertOutcome) {
-        let rejected: std::collections::HashSet<&str> =
-            stored.rejected.iter().map(String::as_str).collect();
-        let inserted: std::collections::HashSet<&str> =
-            stored.inserted.iter().map(String::as_str).collect();
-        let mut statuses = Vec::with_capacity(inserted.len() + rejected.len());
+        // The usual batch: every reservation new and stored, no lookups needed.
+        let all_new = stored.inserted.len() == events.len() && stored.rejected.is_empty();
+        let (rejected, inserted): (HashSet<&str>, HashSet<&str>) = if all_new {
+            Default::default()
+        } else {
+            (
+                stored.rejected.iter().map(String::as_str).collect(),
+                stored.inserted.iter().map(String::as_str).collect(),
+            )
+        };
+        let mut statuses = Vec::with_capacity(stored.inserted.len() + stored.rejected.len());
         for e in events {
-            let status = if rejected.contains(e.ticket_id.as_str()) {
+            let status = if all_new {
+                "registered"
+            } else if rejected.contains(e.ticket_id.as_str()) {
                 "rejected"
             } else if inserted.contains(e.ticket_id.as_str()) {
                 "registered"

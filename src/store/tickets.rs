@@ -1,8 +1,6 @@
 //! Tickets in PostgreSQL.
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 
 use crate::queue::ReservationEvent;
 
@@ -17,13 +15,52 @@ pub struct InsertOutcome {
     pub duplicates: usize,
 }
 
-fn text_array(items: impl Iterator<Item = String>) -> Value {
-    Value::Array(
-        sea_orm::sea_query::ArrayType::String,
-        Some(Box::new(
-            items.map(|s| Value::String(Some(Box::new(s)))).collect(),
-        )),
+fn sqlx_err(e: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Custom(e.to_string())
+}
+
+/// The batch insert, `status` for every row; with `only`, just the listed ticket ids (the
+/// second pass), as a hashed semi-join (`t = ANY(array)` would compare every row with every id).
+/// The columns go as typed arrays, so nothing is formatted or parsed as text on the way.
+fn insert_sql(status: &str, only: bool) -> String {
+    format!(
+        "INSERT INTO tickets (ticket_id, person_tag, phone_tag, masked_id, pharmacy_id, product_id, flexible, \
+         status, accepted_at, valid_until) \
+         SELECT t, p, ph, m, pharm, prod, f, '{status}', a, v \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                     $7::bool[], $8::timestamptz[], $9::timestamptz[]) \
+         AS u(t, p, ph, m, pharm, prod, f, a, v) \
+         {} \
+         ON CONFLICT DO NOTHING RETURNING ticket_id",
+        if only {
+            "WHERE t IN (SELECT unnest($10::text[]))"
+        } else {
+            ""
+        }
     )
+}
+
+/// Binds the batch's columns to an [`insert_sql`] statement.
+fn bind_columns<'q>(
+    sql: &'q str,
+    events: &'q [ReservationEvent],
+) -> sea_orm::sqlx::query::QueryScalar<
+    'q,
+    sea_orm::sqlx::Postgres,
+    String,
+    sea_orm::sqlx::postgres::PgArguments,
+> {
+    let text = |f: fn(&ReservationEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
+    sea_orm::sqlx::query_scalar(sql)
+        .bind(text(|e| &e.ticket_id))
+        .bind(text(|e| &e.person_tag))
+        .bind(text(|e| &e.phone_tag))
+        .bind(text(|e| &e.masked_id))
+        .bind(text(|e| &e.pharmacy_id))
+        .bind(text(|e| &e.product_id))
+        .bind(events.iter().map(|e| e.flexible).collect::<Vec<bool>>())
+        .bind(events.iter().map(|e| e.accepted_at).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.valid_until).collect::<Vec<_>>())
 }
 
 /// Inserts a batch of reservations in one transaction, idempotent on `ticket_id`:
@@ -39,45 +76,16 @@ pub async fn insert_batch(
     if events.is_empty() {
         return Ok(InsertOutcome::default());
     }
-    let col = |f: fn(&ReservationEvent) -> String| text_array(events.iter().map(f));
-    // Built again for the (rare) second pass rather than cloned for every batch.
-    let values = || {
-        vec![
-            col(|e| e.ticket_id.clone()),
-            col(|e| e.person_tag.clone()),
-            col(|e| e.phone_tag.clone()),
-            col(|e| e.masked_id.clone()),
-            col(|e| e.pharmacy_id.clone()),
-            col(|e| e.product_id.clone()),
-            col(|e| e.flexible.to_string()),
-            col(|e| e.accepted_at.to_rfc3339()),
-            col(|e| e.valid_until.to_rfc3339()),
-        ]
-    };
-    let insert = |status: &str, only: bool| {
-        format!(
-            "INSERT INTO tickets (ticket_id, person_tag, phone_tag, masked_id, pharmacy_id, product_id, flexible, \
-             status, accepted_at, valid_until) \
-             SELECT t, p, ph, m, pharm, prod, f::boolean, '{status}', a::timestamptz, v::timestamptz \
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) \
-             AS u(t, p, ph, m, pharm, prod, f, a, v) \
-             {} \
-             ON CONFLICT DO NOTHING RETURNING ticket_id",
-            if only { "WHERE t IN (SELECT unnest($10::text[]))" } else { "" }
-        )
-    };
-    let txn = db.begin().await?;
-    let rows = txn
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            insert("registered", false),
-            values(),
-        ))
-        .await?;
-    let inserted: Vec<String> = rows
-        .iter()
-        .filter_map(|r| r.try_get::<String>("", "ticket_id").ok())
-        .collect();
+    let mut tx = db
+        .get_postgres_connection_pool()
+        .begin()
+        .await
+        .map_err(sqlx_err)?;
+    let registered = insert_sql("registered", false);
+    let inserted: Vec<String> = bind_columns(&registered, events)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(sqlx_err)?;
     let mut outcome = InsertOutcome {
         inserted,
         ..InsertOutcome::default()
@@ -85,41 +93,32 @@ pub async fn insert_batch(
     if outcome.inserted.len() < events.len() {
         let inserted: std::collections::HashSet<&str> =
             outcome.inserted.iter().map(String::as_str).collect();
-        let rest: Vec<String> = events
+        let rest: Vec<&str> = events
             .iter()
-            .map(|e| e.ticket_id.clone())
-            .filter(|t| !inserted.contains(t.as_str()))
+            .map(|e| e.ticket_id.as_str())
+            .filter(|t| !inserted.contains(t))
             .collect();
-        let present = txn
-            .query_all(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT ticket_id FROM tickets WHERE ticket_id = ANY($1::bpchar[])",
-                vec![text_array(rest.iter().cloned())],
-            ))
-            .await?;
-        let present: std::collections::HashSet<String> = present
-            .iter()
-            .filter_map(|r| r.try_get::<String>("", "ticket_id").ok())
-            .collect();
-        let missing: Vec<String> = rest.into_iter().filter(|t| !present.contains(t)).collect();
+        let present: std::collections::HashSet<String> = sea_orm::sqlx::query_scalar(
+            "SELECT ticket_id FROM tickets WHERE ticket_id = ANY($1::bpchar[])",
+        )
+        .bind(&rest)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(sqlx_err)?
+        .into_iter()
+        .collect();
+        let missing: Vec<&str> = rest.into_iter().filter(|t| !present.contains(*t)).collect();
         outcome.duplicates = present.len();
         if !missing.is_empty() {
-            let mut with_filter = values();
-            with_filter.push(text_array(missing.iter().cloned()));
-            let rows = txn
-                .query_all(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    insert("rejected", true),
-                    with_filter,
-                ))
-                .await?;
-            outcome.rejected = rows
-                .iter()
-                .filter_map(|r| r.try_get::<String>("", "ticket_id").ok())
-                .collect();
+            let rejected = insert_sql("rejected", true);
+            outcome.rejected = bind_columns(&rejected, events)
+                .bind(&missing)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(sqlx_err)?;
         }
     }
-    txn.commit().await?;
+    tx.commit().await.map_err(sqlx_err)?;
     Ok(outcome)
 }
 

@@ -163,7 +163,7 @@ pub async fn draw(
     let (drawn, outcome) =
         lottery::dir::write_draw_scanned(&dir, &scan, &stock, &seal, reveals, material, key)?;
 
-    bar.step("recording winners");
+    bar.step("recording the draw");
     let winner_ids: Vec<String> = outcome
         .winners
         .iter()
@@ -196,41 +196,63 @@ pub async fn draw(
     }
     let draw_txt = String::from_utf8_lossy(&drawn.to_bytes()).into_owned();
     let seed_hex = hex::encode(drawn.seed);
-    let mut attempt = 0;
-    loop {
-        match day::record_draw(
-            &ctx.db,
-            date,
-            &seed_hex,
-            &draw_txt,
-            publish,
-            &scan.tickets,
-            &rows,
-        )
-        .await
-        {
-            Ok(()) => break,
-            // Two equal pickup codes (a 2^-50 event per pair) fail the unique index: new codes.
-            Err(e) if attempt < 3 && e.to_string().contains("pickup_code") => {
-                attempt += 1;
-                for r in &mut rows {
-                    r.pickup_code = pickup_code();
+    let field = format!("draw:{date}");
+    let won: HashSet<u128> = outcome
+        .winners
+        .iter()
+        .map(|w| w.ticket_id.to_u128())
+        .collect();
+    let losers: Vec<String> = scan
+        .tickets
+        .iter()
+        .filter(|t| !won.contains(t))
+        .map(|t| lottery::snapshot::TicketId::from_u128(*t).to_string())
+        .collect();
+    let record = async {
+        let mut attempt = 0;
+        loop {
+            match day::record_draw(
+                &ctx.db,
+                date,
+                &seed_hex,
+                &draw_txt,
+                publish,
+                &scan.tickets,
+                &rows,
+            )
+            .await
+            {
+                Ok(()) => return Ok(()),
+                // Two equal pickup codes (a 2^-50 event per pair) fail the unique index: new
+                // codes.
+                Err(e) if attempt < 3 && e.to_string().contains("pickup_code") => {
+                    attempt += 1;
+                    for r in &mut rows {
+                        r.pickup_code = pickup_code();
+                    }
                 }
+                Err(e) if e.to_string().contains("draws_pkey") => {
+                    return Err(DayError::Refused(format!(
+                        "{date} is drawn already; a date is drawn once"
+                    )))
+                }
+                Err(e) => return Err(DayError::from(e)),
             }
-            Err(e) if e.to_string().contains("draws_pkey") => {
-                return Err(DayError::Refused(format!(
-                    "{date} is drawn already; a date is drawn once"
-                )))
-            }
-            Err(e) => return Err(e.into()),
         }
-    }
+    };
+    // The losers' outcomes go to Redis while PostgreSQL records the draw: nobody sees them
+    // before the draws row exists and its publish_at has passed, and finishing an interrupted
+    // draw (same seed, so same losers) writes the same values again. The winners' settlement
+    // (locks, cooldowns) waits for the recording.
+    let (recorded, told) = tokio::join!(record, ctx.redis.record_outcome(&losers, &field, "lost"));
+    recorded?;
+    told?;
+    drop(losers);
 
-    bar.step("telling Redis");
+    bar.step("settling the winners in Redis");
     let until = cooldown_until(&ctx.settings, date);
     let until_utc = local_to_utc(&ctx.settings, until, chrono::NaiveTime::MIN)?;
     let cool_secs = (until_utc - Utc::now()).num_seconds();
-    let field = format!("draw:{date}");
     let settle: Vec<Settle> = rows
         .iter()
         .map(|r| Settle {
@@ -249,18 +271,6 @@ pub async fn draw(
         })
         .collect();
     ctx.redis.settle(&settle, ticket_ttl(ctx)).await?;
-    let won: HashSet<u128> = outcome
-        .winners
-        .iter()
-        .map(|w| w.ticket_id.to_u128())
-        .collect();
-    let losers: Vec<String> = scan
-        .tickets
-        .iter()
-        .filter(|t| !won.contains(t))
-        .map(|t| lottery::snapshot::TicketId::from_u128(*t).to_string())
-        .collect();
-    ctx.redis.record_outcome(&losers, &field, "lost").await?;
 
     bar.step("writing exports");
     let exports = exports_root.join(date.to_string());

@@ -848,7 +848,6 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
             .await
             .map_err(|e| e.to_string())?;
         let redis_losers = t.elapsed().as_secs_f64();
-        draw_parts += redis_losers;
         parts.push((
             format!(
                 "draw: Redis record_outcome of the losers ({} tickets, one HSET each, one connection: {:.0} commands/s)",
@@ -905,10 +904,12 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
         .await
         .map_err(|e| e.to_string())?;
         let secs = t.elapsed().as_secs_f64();
-        draw_parts += secs;
+        // The draw runs record_draw and the losers' record_outcome concurrently.
+        draw_parts += secs.max(redis_losers);
         parts.push((
             format!(
-                "draw: record_draw ({} entries and {} winners by COPY + UPDATE tickets SET status = 'won')",
+                "draw: record_draw ({} entries and {} winners by COPY + UPDATE tickets SET status = 'won'; \
+                 in the draw it runs beside the losers' record_outcome, so only the longer of the two counts)",
                 entrant_values.len(),
                 rows.len()
             ),

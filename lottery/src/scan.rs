@@ -203,7 +203,7 @@ fn scan_sized<R: Read + Send>(
     let most = usize::try_from(size / MIN_LINE_BYTES + 1).unwrap_or(0);
     let mut entries: Vec<u32> = Vec::with_capacity(if pools.is_some() { most } else { 0 });
     let mut tickets: Vec<u128> = Vec::with_capacity(most);
-    let mut tags: Vec<u128> = Vec::with_capacity(most);
+    let mut tags = TagBuckets::with_capacity(most);
     let mut consumed = 0u64;
 
     let file_sha256 = std::thread::scope(|scope| -> io::Result<Option<Hash>> {
@@ -311,7 +311,7 @@ fn scan_sized<R: Read + Send>(
                 }
                 entries.extend_from_slice(&out.entries);
                 tickets.extend_from_slice(&out.tickets);
-                tags.extend_from_slice(&out.tags);
+                tags.extend(&out.tags);
                 error = out.error;
             }
             consumed += batch.bytes.len() as u64;
@@ -324,7 +324,7 @@ fn scan_sized<R: Read + Send>(
     })?;
 
     // Duplicate person tags among the lines that passed every other rule.
-    let duplicate = any_duplicate(tags);
+    let duplicate = tags.any_duplicate();
     Ok(EntrantScan {
         root: tree.then(|| stream.root()),
         file_sha256,
@@ -336,38 +336,44 @@ fn scan_sized<R: Read + Send>(
     })
 }
 
-/// Whether two values are equal. Tags are HMAC outputs, so their top byte spreads them evenly:
-/// one counting pass splits them into 256 buckets, and each bucket is sorted on its own, in
+/// Person tags kept for the duplicate check, spread over 256 buckets by their top byte as they
+/// arrive. Tags are HMAC outputs, so the buckets are even, and each is sorted on its own, in
 /// cache and in parallel, instead of one sort of the whole array. (Skewed input is still
 /// answered correctly, only more slowly.)
+struct TagBuckets {
+    buckets: Vec<Vec<u128>>,
+}
+
+impl TagBuckets {
+    /// Room for about `total` tags (more only costs address space until touched).
+    fn with_capacity(total: usize) -> Self {
+        let each = total / 256 + total / 2048 + 16;
+        Self {
+            buckets: (0..256).map(|_| Vec::with_capacity(each)).collect(),
+        }
+    }
+
+    fn extend(&mut self, tags: &[u128]) {
+        for &t in tags {
+            self.buckets[(t >> 120) as usize].push(t);
+        }
+    }
+
+    /// Whether two of the tags are equal.
+    fn any_duplicate(self) -> bool {
+        self.buckets.into_par_iter().any(|mut bucket| {
+            bucket.sort_unstable();
+            bucket.windows(2).any(|w| w[0] == w[1])
+        })
+    }
+}
+
+/// Whether two values are equal (see [`TagBuckets`]).
+#[cfg(test)]
 fn any_duplicate(values: Vec<u128>) -> bool {
-    let bucket = |v: u128| (v >> 120) as usize;
-    let mut starts = [0usize; 257];
-    for &v in &values {
-        starts[bucket(v) + 1] += 1;
-    }
-    for b in 0..256 {
-        starts[b + 1] += starts[b];
-    }
-    let mut next = starts;
-    let mut spread = vec![0u128; values.len()];
-    for &v in &values {
-        let b = bucket(v);
-        spread[next[b]] = v;
-        next[b] += 1;
-    }
-    drop(values);
-    let mut buckets: Vec<&mut [u128]> = Vec::with_capacity(256);
-    let mut rest = spread.as_mut_slice();
-    for b in 0..256 {
-        let (head, tail) = rest.split_at_mut(starts[b + 1] - starts[b]);
-        buckets.push(head);
-        rest = tail;
-    }
-    buckets.into_par_iter().any(|bucket| {
-        bucket.sort_unstable();
-        bucket.windows(2).any(|w| w[0] == w[1])
-    })
+    let mut buckets = TagBuckets::with_capacity(values.len());
+    buckets.extend(&values);
+    buckets.any_duplicate()
 }
 
 /// [`scan_entrants`] over a file, resolving a duplicate `person_tag` to the

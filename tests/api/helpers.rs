@@ -208,9 +208,17 @@ impl TestApp {
     }
 }
 
-/// A valid identity number, different on every call.
+/// A valid identity number, different on every call in this process.
+///
+/// There are 60 × 12 × 28 × 1000 = 20,160,000 of them here; drawn at random, two of a test's
+/// 600 reservations would share one about once in a hundred runs (and the second would be
+/// `already_reserved`), so they are taken in turn from a random start instead.
 pub fn id_number() -> String {
-    let n: u32 = rand::random::<u32>() % 1_000_000_000;
+    const DISTINCT: u64 = 60 * 12 * 28 * 1000;
+    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU64> = std::sync::OnceLock::new();
+    let next =
+        NEXT.get_or_init(|| std::sync::atomic::AtomicU64::new(rand::random::<u64>() % DISTINCT));
+    let n = next.fetch_add(1, Ordering::Relaxed) % DISTINCT;
     let first = format!(
         "440106{:04}{:02}{:02}{:03}",
         1950 + n % 60,

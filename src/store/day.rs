@@ -6,8 +6,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::TryStreamExt;
 use sea_orm::sqlx::{self, Row};
-
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
+
+use super::{pg, sqlx_err};
 
 /// One line of a day's stock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,14 +37,6 @@ pub struct DrawRow {
     pub seed: String,
     pub winners: i64,
     pub publish_at: DateTime<Utc>,
-}
-
-fn pg(db: &DatabaseConnection) -> &sqlx::PgPool {
-    db.get_postgres_connection_pool()
-}
-
-fn sqlx_err(e: sqlx::Error) -> DbErr {
-    DbErr::Custom(e.to_string())
 }
 
 /// Replaces the stock of `date` (refused once the date is sealed: the caller checks).

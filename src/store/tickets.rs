@@ -2,6 +2,7 @@
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 
+use super::{pg, sqlx_err};
 use crate::queue::ReservationEvent;
 
 /// What one batch insert did.
@@ -13,10 +14,6 @@ pub struct InsertOutcome {
     pub rejected: Vec<String>,
     /// Already stored by an earlier delivery of the same message.
     pub duplicates: usize,
-}
-
-fn sqlx_err(e: sea_orm::sqlx::Error) -> DbErr {
-    DbErr::Custom(e.to_string())
 }
 
 /// The batch insert, `status` for every row; with `only`, just the listed ticket ids (the
@@ -76,11 +73,7 @@ pub async fn insert_batch(
     if events.is_empty() {
         return Ok(InsertOutcome::default());
     }
-    let mut tx = db
-        .get_postgres_connection_pool()
-        .begin()
-        .await
-        .map_err(sqlx_err)?;
+    let mut tx = pg(db).begin().await.map_err(sqlx_err)?;
     let registered = insert_sql("registered", false);
     let inserted: Vec<String> = bind_columns(&registered, events)
         .fetch_all(&mut *tx)

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::Utc;
 use futures_util::TryStreamExt;
 use maskdraw::catalog::Catalog;
 use maskdraw::config::Settings;
@@ -83,17 +83,6 @@ fn sql_base32(expr: &str, n: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join(" || ")
-}
-
-/// The eligibility predicate of `store::day::seal_day`, with the values inlined (COPY takes no
-/// parameters).
-fn eligible(cutoff: DateTime<Utc>, cooling_from: NaiveDate) -> String {
-    let cut = cutoff.format("%Y-%m-%dT%H:%M:%SZ");
-    format!(
-        "t.status = 'registered' AND t.accepted_at <= '{cut}'::timestamptz AND t.valid_until > '{cut}'::timestamptz \
-         AND NOT EXISTS (SELECT 1 FROM draw_winners w JOIN tickets o ON o.ticket_id = w.ticket_id \
-                         WHERE o.person_tag = t.person_tag AND w.draw_date >= DATE '{cooling_from}')"
-    )
 }
 
 fn sh(s: &str) -> String {
@@ -433,7 +422,7 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
     let copy_sql = format!(
         "COPY (SELECT t.ticket_id, t.pharmacy_id, t.product_id, t.flexible, t.person_tag FROM tickets t \
          WHERE {} ORDER BY t.ticket_id COLLATE \"C\") TO STDOUT WITH (FORMAT csv)",
-        eligible(cutoff, cooling_from)
+        maskdraw::store::day::eligible(cutoff, cooling_from)
     );
     let copy_path = root.join("copy.csv");
     reset_peak();
@@ -503,7 +492,7 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
          JOIN daily_stock s ON s.draw_date = DATE '{date}' AND s.pharmacy_id = r.pharmacy_id \
                            AND s.product_id = r.product_id \
          WHERE r.rn <= s.packs",
-        eligible(cutoff, cooling_from)
+        maskdraw::store::day::eligible(cutoff, cooling_from)
     );
     let mut conn = pg.acquire().await.map_err(|e| e.to_string())?;
     let mut sql_runs = Vec::new();

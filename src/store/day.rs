@@ -200,7 +200,9 @@ pub async fn expire(
 /// Which tickets enter a draw: registered, accepted by the cutoff, still valid at it, and
 /// their person not cooling down from a win on or after `cooling_from`. Written with literals
 /// (COPY takes no parameters); both are typed values formatted here, never text from outside.
-fn eligible(cutoff: DateTime<Utc>, cooling_from: NaiveDate) -> String {
+/// Public so the day benchmark's COPY baseline reads exactly the seal's rows.
+#[must_use]
+pub fn eligible(cutoff: DateTime<Utc>, cooling_from: NaiveDate) -> String {
     let cutoff = cutoff.format("%Y-%m-%dT%H:%M:%S%.6fZ");
     format!(
         "t.status = 'registered' AND t.accepted_at <= TIMESTAMPTZ '{cutoff}' \

@@ -5,7 +5,7 @@
 //! entrants are never held in memory. The directory is written under a temporary name and
 //! renamed into place only after the database has committed the seal.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -287,12 +287,7 @@ pub async fn seal(
                 .get_ref()
                 .sync_all()
                 .map_err(|e| format!("syncing entrants.csv: {e}"))?;
-            let named: BTreeSet<(String, String)> = w
-                .pools
-                .iter()
-                .map(|(ph, pr)| (ph.as_str().to_string(), pr.as_str().to_string()))
-                .collect();
-            let stock_bytes = stock_file(&stock, &named, catalog)?;
+            let stock_bytes = stock_file(&stock, &w.pools, catalog)?;
             write(&tmp.join("stock.csv"), &stock_bytes)?;
             let previous = previous_id
                 .as_deref()
@@ -375,7 +370,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
 /// the import left out (DESIGN.md: every pool an entrant names must be listed).
 fn stock_file(
     stock: &[day::StockRow],
-    pools: &BTreeSet<(String, String)>,
+    pools: &HashSet<(Ident, Ident)>,
     catalog: &crate::catalog::Catalog,
 ) -> Result<Vec<u8>, String> {
     let listed: HashSet<(&str, &str)> = stock
@@ -393,15 +388,19 @@ fn stock_file(
             )
         })
         .collect();
-    for (ph, pr) in pools {
-        if !listed.contains(&(ph.as_str(), pr.as_str())) {
+    // In byte order, so an error names the same pharmacy every time.
+    let mut named: Vec<&(Ident, Ident)> = pools.iter().collect();
+    named.sort_unstable();
+    for (ph, pr) in named {
+        let (ph, pr) = (ph.as_str(), pr.as_str());
+        if !listed.contains(&(ph, pr)) {
             let district = catalog
                 .pharmacy(ph)
                 .map(|p| p.district.to_string())
                 .ok_or_else(|| {
                     format!("entrants name pharmacy {ph}, which is not in the catalog")
                 })?;
-            lines.push((ph.clone(), district, pr.clone(), 0));
+            lines.push((ph.to_string(), district, pr.to_string(), 0));
         }
     }
     lines.sort_by(|a, b| (a.0.as_bytes(), a.2.as_bytes()).cmp(&(b.0.as_bytes(), b.2.as_bytes())));

@@ -631,3 +631,37 @@ async fn a_seal_that_meets_a_row_breaking_the_format_records_nothing_and_leaves_
     let _ = std::fs::remove_dir_all(&d.root);
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn a_pool_entrants_name_but_the_stock_left_out_is_sealed_with_zero_packs() {
+    let app = spawn_app().await;
+    let d = Day::new(&app).await;
+    let ph = district_pharmacies(&app, 2);
+    reserve(&app, &ph[0], "KN95", false).await;
+    reserve(&app, &ph[1], "MED-SURG", true).await;
+    app.wait_for_tickets("registered", 2, Duration::from_secs(30))
+        .await;
+    let date = today() + days(2);
+    // Only the first pool is imported.
+    d.stock(date, &[(&ph[0], "KN95", 1)]).await;
+    let sealed = d.seal(date).await.unwrap();
+    let stock = std::fs::read_to_string(sealed.dir.join("stock.csv")).unwrap();
+    let district = maskdraw::catalog::Catalog::load(&app.settings.static_dir)
+        .unwrap()
+        .pharmacy(&ph[1])
+        .unwrap()
+        .district
+        .to_string();
+    assert!(
+        stock
+            .lines()
+            .any(|l| l == format!("{},{district},MED-SURG,0", ph[1])),
+        "{stock}"
+    );
+    assert_eq!(sealed.pools, 2);
+    d.draw(date).await.unwrap();
+    let report = d.verify(&sealed.dir, None);
+    assert!(report.all_passed(), "{report}");
+    let _ = std::fs::remove_dir_all(&d.root);
+    app.teardown().await;
+}

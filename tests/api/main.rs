@@ -5,4 +5,5 @@ mod day;
 mod durability;
 mod helpers;
 mod pages;
+mod publication;
 mod reservations;

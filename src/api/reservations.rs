@@ -256,7 +256,7 @@ pub async fn create(
     let tag = person_tag(secret, &input.id_number);
     state.admission.check_person(&tag)?;
 
-    let now = Utc::now();
+    let now = state.intake_now();
     if !state.cache.warmth.is_complete() {
         refuse_from_database(&state, &tag, now).await?;
     }

@@ -4,6 +4,7 @@
 mod day;
 mod durability;
 mod helpers;
+mod locks;
 mod pages;
 mod publication;
 mod reservations;

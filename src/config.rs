@@ -134,7 +134,7 @@ impl Default for Settings {
             keys_dir: PathBuf::from("keys"),
             trusted_proxies: Vec::new(),
             status_rate_per_sec: 20,
-            proof_rate_per_sec: 5,
+            proof_rate_per_sec: 20,
             lookup_rate_per_min: 20,
             pickup_rate_per_sec: 10,
             negative_cache_secs: 30,

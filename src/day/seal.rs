@@ -335,7 +335,7 @@ pub async fn seal(
             let _ = join();
             let _ = std::fs::remove_dir_all(&tmp_dir);
             return Err(match e {
-                sea_orm::DbErr::Custom(msg) if msg.contains("duplicate key") => {
+                e if e.to_string().contains("duplicate key") => {
                     DayError::Refused(format!("{date} is sealed already; a date is sealed once"))
                 }
                 other => other.into(),

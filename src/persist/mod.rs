@@ -41,6 +41,13 @@ pub struct Outcome {
     pub stored: InsertOutcome,
 }
 
+fn merge(into: &mut InsertOutcome, from: InsertOutcome) {
+    into.inserted.extend(from.inserted);
+    into.rejected.extend(from.rejected);
+    into.duplicates += from.duplicates;
+    into.expired.extend(from.expired);
+}
+
 #[derive(Clone)]
 pub struct Persister {
     pub db: DatabaseConnection,
@@ -53,34 +60,72 @@ pub struct Persister {
 
 impl Persister {
     /// Decodes the bodies, stores every good reservation (in statements of at most
-    /// `batch_rows` rows), and updates Redis. Poison does not stop the rest.
+    /// `batch_rows` rows), and updates Redis. Poison does not stop the rest: a body that does
+    /// not parse is dead-lettered at once, and when the database refuses a batch for a reason
+    /// that would come back (`store::is_permanent`), each message is stored on its own and the
+    /// ones it still refuses are dead-lettered.
     ///
     /// # Errors
-    /// When the database fails: nothing is acked then and the deliveries come back.
+    /// When the database fails for a passing reason: nothing is acked then and the deliveries
+    /// come back.
     pub async fn handle_batch(&self, bodies: &[&[u8]]) -> Result<Outcome, PersistError> {
         let mut outcome = Outcome::default();
-        let mut events: Vec<ReservationEvent> = Vec::new();
+        let mut messages: Vec<(usize, Vec<ReservationEvent>)> = Vec::new();
         for (i, body) in bodies.iter().enumerate() {
             match Envelope::parse(body) {
-                Ok(env) => {
-                    events.extend(env.reservations);
-                    outcome.ack.push(i);
-                }
+                Ok(env) => messages.push((i, env.reservations)),
                 Err(e) => {
                     tracing::warn!(error = %e, "poison message goes to the dead-letter queue");
                     outcome.dead.push(i);
                 }
             }
         }
-        for chunk in events.chunks(self.batch_rows.max(1)) {
-            let stored = tickets::insert_batch(&self.db, chunk).await?;
-            outcome.stored.inserted.extend(stored.inserted);
-            outcome.stored.rejected.extend(stored.rejected);
-            outcome.stored.duplicates += stored.duplicates;
-            outcome.stored.expired.extend(stored.expired);
+        let events: Vec<ReservationEvent> = messages
+            .iter()
+            .flat_map(|(_, evs)| evs.iter().cloned())
+            .collect();
+        match self.store(&events).await {
+            Ok(stored) => {
+                outcome.stored = stored;
+                outcome.ack.extend(messages.iter().map(|(i, _)| *i));
+            }
+            Err(e) if crate::store::is_permanent(&e) => {
+                tracing::warn!(error = %e, "the database refuses a batch; storing its messages one by one");
+                for (i, evs) in &messages {
+                    match self.store(evs).await {
+                        Ok(stored) => {
+                            merge(&mut outcome.stored, stored);
+                            outcome.ack.push(*i);
+                        }
+                        Err(e) if crate::store::is_permanent(&e) => {
+                            tracing::warn!(error = %e, "the database refuses a message; it goes to the dead-letter queue");
+                            outcome.dead.push(*i);
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                outcome.ack.sort_unstable();
+                outcome.dead.sort_unstable();
+            }
+            Err(e) => return Err(e.into()),
         }
-        self.after_commit(&events, &outcome.stored).await;
+        let stored_events: Vec<ReservationEvent> = messages
+            .into_iter()
+            .filter(|(i, _)| !outcome.dead.contains(i))
+            .flat_map(|(_, evs)| evs)
+            .collect();
+        self.after_commit(&stored_events, &outcome.stored).await;
         Ok(outcome)
+    }
+
+    /// Stores `events` in statements of at most `batch_rows` rows (each its own transaction;
+    /// a retry after a failure finds the committed ones as duplicates).
+    async fn store(&self, events: &[ReservationEvent]) -> Result<InsertOutcome, sea_orm::DbErr> {
+        let mut all = InsertOutcome::default();
+        for chunk in events.chunks(self.batch_rows.max(1)) {
+            merge(&mut all, tickets::insert_batch(&self.db, chunk).await?);
+        }
+        Ok(all)
     }
 
     /// Redis learns what PostgreSQL now holds. Best effort: the status API falls back to
@@ -96,7 +141,24 @@ impl Persister {
                 stored.inserted.iter().map(String::as_str).collect(),
             )
         };
-        let mut statuses = Vec::with_capacity(stored.inserted.len() + stored.rejected.len());
+        // Redeliveries: stored before, perhaps without Redis hearing of it (a crash between the
+        // commit and the status write); their status now is whatever PostgreSQL says.
+        let earlier: std::collections::HashMap<String, String> = if stored.duplicates == 0 {
+            Default::default()
+        } else {
+            let ids: Vec<&str> = events
+                .iter()
+                .map(|e| e.ticket_id.as_str())
+                .filter(|t| !inserted.contains(t) && !rejected.contains(t))
+                .collect();
+            tickets::statuses(&self.db, &ids)
+                .await
+                .unwrap_or_else(|err| {
+                    tracing::warn!(error = ?err, "reading redelivered tickets' statuses");
+                    Default::default()
+                })
+        };
+        let mut statuses = Vec::with_capacity(events.len());
         for e in events {
             let status = if all_new {
                 "registered"
@@ -104,6 +166,8 @@ impl Persister {
                 "rejected"
             } else if inserted.contains(e.ticket_id.as_str()) {
                 "registered"
+            } else if let Some(st) = earlier.get(&e.ticket_id) {
+                st.as_str()
             } else {
                 continue;
             };
@@ -189,7 +253,7 @@ impl Persister {
     ) -> Result<(), PersistError> {
         let conn = connect(uri).await?;
         let ch = conn.create_channel().await?;
-        declare_topology(&ch, queue, dead).await?;
+        declare_topology(&conn, queue, dead).await?;
         ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
         let mut consumer = ch
             .basic_consume(

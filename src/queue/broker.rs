@@ -52,15 +52,33 @@ pub async fn connect(uri: &str) -> Result<Connection, BrokerError> {
     Ok(Connection::connect(uri, properties()).await?)
 }
 
-/// Declares the reservations queue (quorum, dead-lettering to `dead`) and the dead-letter queue.
+/// Declares the reservations queue and the dead-letter queue, both quorum queues.
+///
+/// The reservations queue dead-letters to `dead` *at least once* (`x-dead-letter-strategy`,
+/// which quorum queues offer with `x-overflow: reject-publish`): with the default at-most-once
+/// a dead letter the broker loses on a failover is gone. A message delivered
+/// `DELIVERY_LIMIT` times without an ack (one that crashes every persister, say) is
+/// dead-lettered too instead of going round for ever.
+///
+/// A queue declared earlier with other arguments cannot be redeclared (RabbitMQ answers
+/// `PRECONDITION_FAILED`); it is then used as it is, with an error in the log naming what to
+/// change (a policy can set the same arguments on a live queue).
 ///
 /// # Errors
 /// When the broker refuses a declaration.
 pub async fn declare_topology(
-    channel: &Channel,
+    conn: &Connection,
     queue: &str,
     dead: &str,
 ) -> Result<(), BrokerError> {
+    // A channel of its own: a refused declaration closes the channel it was made on.
+    let channel = conn.create_channel().await?;
+    let declared = declare_on(&channel, queue, dead).await;
+    let _ = channel.close(200, "declared").await;
+    declared
+}
+
+async fn declare_on(channel: &Channel, queue: &str, dead: &str) -> Result<(), BrokerError> {
     let durable = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
@@ -72,21 +90,37 @@ pub async fn declare_topology(
     );
     channel.queue_declare(dead, durable, dead_args).await?;
     let mut args = FieldTable::default();
+    for (k, v) in [
+        ("x-queue-type", "quorum"),
+        ("x-dead-letter-exchange", ""),
+        ("x-dead-letter-routing-key", dead),
+        ("x-dead-letter-strategy", "at-least-once"),
+        ("x-overflow", "reject-publish"),
+    ] {
+        args.insert(k.into(), AMQPValue::LongString(v.into()));
+    }
     args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
+        "x-delivery-limit".into(),
+        AMQPValue::LongLongInt(DELIVERY_LIMIT),
     );
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString("".into()),
-    );
-    args.insert(
-        "x-dead-letter-routing-key".into(),
-        AMQPValue::LongString(dead.into()),
-    );
-    channel.queue_declare(queue, durable, args).await?;
-    Ok(())
+    match channel.queue_declare(queue, durable, args).await {
+        Ok(_) => Ok(()),
+        Err(lapin::Error::ProtocolError(e)) if e.get_id() == 406 => {
+            tracing::error!(
+                queue,
+                error = %e,
+                "the reservations queue exists with older arguments; using it as it is. Set \
+                 x-dead-letter-strategy=at-least-once, x-overflow=reject-publish and a delivery \
+                 limit on it with a policy, or recreate it once it is empty"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
+
+/// Deliveries of one message without an ack before it is dead-lettered.
+pub const DELIVERY_LIMIT: i64 = 20;
 
 /// Messages waiting in `queue` (a passive declare on a throwaway channel, since a failed
 /// passive declare closes its channel).
@@ -147,7 +181,7 @@ impl Broker {
     pub async fn connect_now(&self) -> Result<Arc<Link>, BrokerError> {
         let conn = connect(&self.uri).await?;
         let publish = conn.create_channel().await?;
-        declare_topology(&publish, &self.queue, &self.dead).await?;
+        declare_topology(&conn, &self.queue, &self.dead).await?;
         publish
             .confirm_select(ConfirmSelectOptions::default())
             .await?;

@@ -24,7 +24,7 @@ pub struct DeadLetter {
 pub async fn list(uri: &str, queue: &str, dead: &str) -> Result<Vec<DeadLetter>, BrokerError> {
     let conn = connect(uri).await?;
     let ch = conn.create_channel().await?;
-    declare_topology(&ch, queue, dead).await?;
+    declare_topology(&conn, queue, dead).await?;
     let mut held = Vec::new();
     let mut out = Vec::new();
     // Fetch all first and only then hand them back, so that none is read twice.
@@ -65,7 +65,7 @@ pub async fn list(uri: &str, queue: &str, dead: &str) -> Result<Vec<DeadLetter>,
 pub async fn replay(uri: &str, queue: &str, dead: &str) -> Result<usize, BrokerError> {
     let conn = connect(uri).await?;
     let ch = conn.create_channel().await?;
-    declare_topology(&ch, queue, dead).await?;
+    declare_topology(&conn, queue, dead).await?;
     let publish = conn.create_channel().await?;
     publish
         .confirm_select(ConfirmSelectOptions::default())

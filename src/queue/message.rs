@@ -55,6 +55,32 @@ fn is_tag(s: &str) -> bool {
             .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
+/// `4401**********123X`: what `IdNumber::masked` writes.
+fn is_masked_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 18
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4..14].iter().all(|&c| c == b'*')
+        && b[14..17].iter().all(u8::is_ascii_digit)
+        && (b[17].is_ascii_digit() || b[17] == b'X')
+}
+
+/// Times intake can have written: after the service existed, before the year 2200, and a
+/// validity no longer than the longest configurable one.
+fn sane_times(r: &ReservationEvent) -> bool {
+    let (lo, hi) = (
+        DateTime::<Utc>::from_timestamp(1_577_836_800, 0), // 2020-01-01
+        DateTime::<Utc>::from_timestamp(7_258_118_400, 0), // 2200-01-01
+    );
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return false;
+    };
+    r.accepted_at >= lo
+        && r.valid_until <= hi
+        && r.valid_until > r.accepted_at
+        && r.valid_until - r.accepted_at <= chrono::Duration::days(400)
+}
+
 impl Envelope {
     pub const VERSION: u32 = 1;
 
@@ -70,7 +96,9 @@ impl Envelope {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Parses and checks a message body; anything that fails is poison for the dead-letter queue.
+    /// Parses and checks a message body with the domain's own rules, field by field; anything
+    /// that fails is poison for the dead-letter queue (it must never reach the database, where
+    /// a NUL byte, say, would fail the whole batch again and again).
     ///
     /// # Errors
     /// When the body is not JSON of this shape, the version is unknown or a field breaks its rule.
@@ -92,8 +120,11 @@ impl Envelope {
             {
                 return bad("pharmacy_id or product_id");
             }
-            if r.masked_id.len() != 18 || r.valid_until <= r.accepted_at {
-                return bad("masked_id or validity");
+            if !is_masked_id(&r.masked_id) {
+                return bad("masked_id");
+            }
+            if !sane_times(r) {
+                return bad("accepted_at or valid_until");
             }
         }
         Ok(env)
@@ -131,5 +162,55 @@ mod tests {
         let mut e = event();
         e.person_tag = "XYZ".into();
         assert!(Envelope::parse(&Envelope::new(vec![e]).to_bytes()).is_err());
+    }
+
+    #[test]
+    fn every_field_is_checked_with_the_domain_rules() {
+        type Breaker = Box<dyn Fn(&mut ReservationEvent)>;
+        let breakers: Vec<(&str, Breaker)> = vec![
+            (
+                "masked_id",
+                Box::new(|e| e.masked_id = "4401**********12\0X".into()),
+            ),
+            (
+                "masked_id",
+                Box::new(|e| e.masked_id = "4401*********1123X".into()),
+            ),
+            (
+                "masked_id",
+                Box::new(|e| e.masked_id = "4401**********123x".into()),
+            ),
+            ("pharmacy_id", Box::new(|e| e.pharmacy_id = "GZ\0TH".into())),
+            ("product_id", Box::new(|e| e.product_id = "kn95".into())),
+            (
+                "ticket_id",
+                Box::new(|e| e.ticket_id = "01KARC38627GVHHC7H1R7AQYA\0".into()),
+            ),
+            (
+                "phone_tag",
+                Box::new(|e| e.phone_tag = "2807DFAF1F7E42734F56D48F05E1DDFB".into()),
+            ),
+            ("times", Box::new(|e| e.valid_until = e.accepted_at)),
+            (
+                "times",
+                Box::new(|e| e.valid_until = e.accepted_at + chrono::Duration::days(500)),
+            ),
+            (
+                "times",
+                Box::new(|e| e.accepted_at = "1999-01-01T00:00:00Z".parse().unwrap()),
+            ),
+        ];
+        for (what, breaks) in breakers {
+            let mut e = event();
+            breaks(&mut e);
+            let body = Envelope::new(vec![event(), e]).to_bytes();
+            assert!(
+                matches!(
+                    Envelope::parse(&body),
+                    Err(MessageError::Field { index: 1, .. })
+                ),
+                "{what}"
+            );
+        }
     }
 }

@@ -16,5 +16,24 @@ pub(crate) fn pg(db: &DatabaseConnection) -> &sqlx::PgPool {
 }
 
 pub(crate) fn sqlx_err(e: sqlx::Error) -> DbErr {
-    DbErr::Custom(e.to_string())
+    DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))
+}
+
+/// Whether a database error would come back on the same input: a data exception (class 22,
+/// e.g. a NUL byte in text), an integrity violation (23) or a statement the database refuses
+/// (42). Anything else (the database away, busy, shutting down, a serialization failure) may
+/// pass on a retry.
+pub fn is_permanent(e: &DbErr) -> bool {
+    let sqlx = match e {
+        DbErr::Query(sea_orm::RuntimeErr::SqlxError(s))
+        | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(s))
+        | DbErr::Conn(sea_orm::RuntimeErr::SqlxError(s)) => s,
+        _ => return false,
+    };
+    match sqlx {
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("22") || c.starts_with("23") || c.starts_with("42")),
+        _ => false,
+    }
 }

@@ -189,6 +189,27 @@ pub async fn find(db: &DatabaseConnection, ticket_id: &str) -> Result<Option<Tic
     row.as_ref().map(row_to_ticket).transpose()
 }
 
+/// The statuses of these tickets, for those PostgreSQL holds.
+///
+/// # Errors
+/// When the database fails.
+pub async fn statuses(
+    db: &DatabaseConnection,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, String>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(String, String)> = sea_orm::sqlx::query_as(
+        "SELECT ticket_id::text, status FROM tickets WHERE ticket_id = ANY($1::bpchar[])",
+    )
+    .bind(ids)
+    .fetch_all(pg(db))
+    .await
+    .map_err(sqlx_err)?;
+    Ok(rows.into_iter().collect())
+}
+
 /// # Errors
 /// When the database fails.
 pub async fn count(db: &DatabaseConnection) -> Result<i64, DbErr> {

@@ -164,7 +164,7 @@ async fn a_poison_message_is_dead_lettered_and_a_replayed_good_one_is_persisted(
     let conn = connect(&direct_amqp()).await.unwrap();
     let ch = conn.create_channel().await.unwrap();
     declare_topology(
-        &ch,
+        &conn,
         &app.settings.queue_name(),
         &app.settings.dead_queue_name(),
     )

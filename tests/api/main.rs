@@ -6,5 +6,6 @@ mod durability;
 mod helpers;
 mod locks;
 mod pages;
+mod poison;
 mod publication;
 mod reservations;

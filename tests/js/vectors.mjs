@@ -1,7 +1,11 @@
 // Reads the shared known-answer days (lottery/tests/vectors/, byte copies of shared/vectors/).
 import { readFileSync, readdirSync } from 'node:fs';
+import { webcrypto } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+
+// Node 18 (Debian's) has WebCrypto but not as a global, as browsers and Node 20 have it.
+if (!globalThis.crypto) globalThis.crypto = webcrypto;
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const VECTORS = path.join(ROOT, 'lottery/tests/vectors');

@@ -10,7 +10,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::helpers::{id_number, spawn_app};
+use chrono::{NaiveDate, Utc};
+use maskdraw::day::{self, DayContext};
+use maskdraw::store::redis::RedisStore;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::{json, Value};
+
+use crate::helpers::{first_pharmacy, id_number, spawn_app, TestApp};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -83,5 +89,110 @@ async fn a_person_reserves_through_the_page_and_sees_the_ticket_within_360_px() 
         .to_string();
     let status = app.get(&format!("/api/v1/reservations/{ticket}")).await;
     assert_eq!(status.status(), 200);
+    app.teardown().await;
+}
+
+/// A day drawn yesterday (so published at 18:00 yesterday) with three tickets for one pack at one
+/// pharmacy, none flexible: one wins under the pool's cutoff, two lose. Returns the temporary
+/// root (keys, snapshots, exports), the date, a winner and a loser.
+async fn published_day(app: &TestApp) -> (PathBuf, NaiveDate, String, String) {
+    let root = std::env::temp_dir().join(format!("md-browser-{}", uuid::Uuid::new_v4().simple()));
+    day::keys::keygen(&root.join("keys")).unwrap();
+    let key = day::keys::load(&root.join("keys")).unwrap();
+    let ctx = DayContext {
+        settings: app.settings.clone(),
+        db: app.db.clone(),
+        redis: RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap(),
+        catalog: maskdraw::catalog::Catalog::load(&app.settings.static_dir).unwrap(),
+        progress: false,
+    };
+    let pharmacy = first_pharmacy();
+    let mut tickets = Vec::new();
+    for _ in 0..3 {
+        let body = json!({"id_number": id_number(), "name": "测试", "phone": "13800138000",
+                          "pharmacy_id": pharmacy, "product_id": "KN95", "flexible": false});
+        let resp = app.reserve(&body).await;
+        assert_eq!(resp.status(), 202);
+        let v: Value = resp.json().await.unwrap();
+        tickets.push(v["ticket_id"].as_str().unwrap().to_string());
+    }
+    app.wait_for_tickets("registered", 3, Duration::from_secs(30))
+        .await;
+    // Made three days ago, so they are in yesterday's draw.
+    app.db
+        .execute(Statement::from_string(
+            DbBackend::Postgres,
+            "UPDATE tickets SET accepted_at = accepted_at - interval '3 days', \
+             valid_until = valid_until - interval '3 days'"
+                .to_string(),
+        ))
+        .await
+        .unwrap();
+    let date = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive()
+        - chrono::Duration::days(1);
+    day::stock::import(&ctx, date, &format!("{pharmacy},KN95,1\n"))
+        .await
+        .unwrap();
+    let commits = vec![format!(
+        "notary={}",
+        hex::encode(lottery::text::commitment(&[7u8; 16]))
+    )];
+    day::seal::seal(
+        &ctx,
+        date,
+        &key,
+        day::seal::parse_commits(&commits).unwrap(),
+        &root.join("snapshots"),
+    )
+    .await
+    .unwrap();
+    let reveals =
+        day::draw::parse_reveals(&[format!("notary={}", hex::encode([7u8; 16]))]).unwrap();
+    day::draw::draw(
+        &ctx,
+        date,
+        &key,
+        reveals,
+        "dice 4 2 6 browser".into(),
+        &root.join("exports"),
+    )
+    .await
+    .unwrap();
+    let (mut winner, mut loser) = (None, None);
+    for t in tickets {
+        let st: Value = app
+            .get(&format!("/api/v1/reservations/{t}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        match st["draws"][0]["outcome"].as_str() {
+            Some("won") => winner = Some(t),
+            Some("lost") => loser = Some(t),
+            other => panic!("ticket {t} has outcome {other:?}: {st}"),
+        }
+    }
+    (root, date, winner.expect("a winner"), loser.expect("a loser"))
+}
+
+#[tokio::test]
+async fn the_proof_page_passes_a_real_published_day_and_shows_each_tampered_check() {
+    let app = spawn_app().await;
+    let (root, date, winner, loser) = published_day(&app).await;
+    node_test(
+        &harness(),
+        &["proof.test.mjs"],
+        &[
+            ("MASKDRAW_URL", app.address.clone()),
+            ("DATE", date.to_string()),
+            ("WINNER", winner),
+            ("LOSER", loser),
+            ("SCREENSHOT_DIR", screenshots().display().to_string()),
+        ],
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&root);
     app.teardown().await;
 }

@@ -174,7 +174,12 @@ async fn published_day(app: &TestApp) -> (PathBuf, NaiveDate, String, String) {
             other => panic!("ticket {t} has outcome {other:?}: {st}"),
         }
     }
-    (root, date, winner.expect("a winner"), loser.expect("a loser"))
+    (
+        root,
+        date,
+        winner.expect("a winner"),
+        loser.expect("a loser"),
+    )
 }
 
 #[tokio::test]

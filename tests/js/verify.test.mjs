@@ -242,3 +242,22 @@ test('the wrong date, a missing file and a missing proof are reported, not throw
   assert.deepEqual(none.unchecked, ['leaf', 'inclusion', 'stock', 'cutoffs', 'rolls', 'outcome']);
   assert.equal(none.passed, false);
 });
+
+test('expectedOutcome covers every way a pools and spill row can decide, and refuses a contradiction', () => {
+  const pool = (entrants, packs, cutoff) => ({ entrants, packs, winners: 0n, cutoff });
+  const spill = (cutoff) => ({ leftover: 5n, candidates: 3n, winners: 3n, cutoff });
+  const r = { roll1: 0x8000000000000000n, roll2: 0x1000000000000000n };
+  assert.deepEqual(pick(expectedOutcome({ ...r, flexible: false, pool: pool(3n, 3n, '-'), spill: null })), [true, 1]);
+  assert.deepEqual(pick(expectedOutcome({ ...r, flexible: false, pool: pool(3n, 0n, '-'), spill: null })), [false, null]);
+  assert.deepEqual(pick(expectedOutcome({ ...r, flexible: true, pool: pool(3n, 0n, '-'), spill: null })), [false, null]);
+  assert.deepEqual(pick(expectedOutcome({ ...r, flexible: true, pool: pool(3n, 0n, '-'), spill: spill('-') })), [false, null]);
+  assert.deepEqual(pick(expectedOutcome({ ...r, flexible: true, pool: pool(3n, 0n, '-'), spill: spill('1000000000000000') })), [true, 2]);
+  assert.deepEqual(pick(expectedOutcome({ ...r, flexible: true, pool: pool(3n, 0n, '-'), spill: spill('0fffffffffffffff') })), [false, null]);
+  assert.deepEqual(pick(expectedOutcome({ ...r, flexible: false, pool: pool(9n, 2n, '8000000000000000'), spill: null })), [true, 1]);
+  assert.deepEqual(pick(expectedOutcome({ ...r, flexible: false, pool: pool(9n, 2n, '7fffffffffffffff'), spill: null })), [false, null]);
+  // A flexible ticket that won roll one never needs roll two.
+  assert.deepEqual(pick(expectedOutcome({ ...r, flexible: true, pool: pool(9n, 2n, '8000000000000000'), spill: spill('-') })), [true, 1]);
+  assert.throws(() => expectedOutcome({ ...r, flexible: false, pool: pool(9n, 2n, '-'), spill: null }), /contradicts itself/);
+});
+
+function pick(o) { return [o.won, o.roll]; }

@@ -16,7 +16,7 @@ use maskdraw::store::redis::RedisStore;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{json, Value};
 
-use crate::helpers::{first_pharmacy, id_number, spawn_app, TestApp};
+use crate::helpers::{id_number, spawn_app, TestApp};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -48,6 +48,31 @@ async fn node_test(dir: &Path, files: &[&str], env: &[(&str, String)]) -> String
     stdout
 }
 
+/// The value of a `KEY=value` line the harness printed (node --test shows it as `# KEY=value`).
+fn printed(out: &str, key: &str) -> String {
+    out.lines()
+        .find_map(|l| {
+            l.trim_start_matches(['#', ' '])
+                .strip_prefix(&format!("{key}="))
+        })
+        .unwrap_or_else(|| panic!("the harness printed no {key}=: {out}"))
+        .to_string()
+}
+
+/// Reserves through the page (`reserve.test.mjs`) and returns (ticket, pharmacy, harness output).
+async fn reserve_in_page(app: &TestApp, state_file: Option<&Path>) -> (String, String) {
+    let mut env = vec![
+        ("MASKDRAW_URL", app.address.clone()),
+        ("ID_NUMBER", id_number()),
+        ("SCREENSHOT_DIR", screenshots().display().to_string()),
+    ];
+    if let Some(f) = state_file {
+        env.push(("STATE_FILE", f.display().to_string()));
+    }
+    let out = node_test(&harness(), &["reserve.test.mjs"], &env).await;
+    (printed(&out, "TICKET"), printed(&out, "PHARMACY"))
+}
+
 /// The harness's `node_modules`, or a panic saying how to get it.
 fn harness() -> PathBuf {
     let dir = root().join("tests/browser");
@@ -71,32 +96,18 @@ async fn the_page_modules_pass_their_known_answer_and_tamper_tests_in_node() {
 #[tokio::test]
 async fn a_person_reserves_through_the_page_and_sees_the_ticket_within_360_px() {
     let app = spawn_app().await;
-    let out = node_test(
-        &harness(),
-        &["reserve.test.mjs"],
-        &[
-            ("MASKDRAW_URL", app.address.clone()),
-            ("ID_NUMBER", id_number()),
-            ("SCREENSHOT_DIR", screenshots().display().to_string()),
-        ],
-    )
-    .await;
+    let (ticket, _) = reserve_in_page(&app, None).await;
     // The ticket the page showed is the server's.
-    let ticket = out
-        .lines()
-        .find_map(|l| l.trim_start_matches(['#', ' ']).strip_prefix("TICKET="))
-        .expect("the harness prints the ticket it saw")
-        .to_string();
     let status = app.get(&format!("/api/v1/reservations/{ticket}")).await;
     assert_eq!(status.status(), 200);
     app.teardown().await;
 }
 
-/// A day drawn yesterday (so published at 18:00 yesterday) with three tickets for one pack at one
-/// pharmacy, none flexible: one wins under the pool's cutoff, two lose. Returns the temporary
-/// root (keys, snapshots, exports), the date, a winner and a loser.
-async fn published_day(app: &TestApp) -> (PathBuf, NaiveDate, String, String) {
-    let root = std::env::temp_dir().join(format!("md-browser-{}", uuid::Uuid::new_v4().simple()));
+/// A day drawn yesterday (so published at 18:00 yesterday) at `pharmacy`: the ticket already
+/// made in the page (KN95, the only one, 1 pack: it wins) and three more for one pack of
+/// MED-SURG, none flexible: one wins under the pool's cutoff, two lose. Returns the temporary
+/// root (keys, snapshots, exports), the date, a MED-SURG winner and a loser.
+async fn published_day(app: &TestApp, pharmacy: &str, root: &Path) -> (NaiveDate, String, String) {
     day::keys::keygen(&root.join("keys")).unwrap();
     let key = day::keys::load(&root.join("keys")).unwrap();
     let ctx = DayContext {
@@ -106,17 +117,16 @@ async fn published_day(app: &TestApp) -> (PathBuf, NaiveDate, String, String) {
         catalog: maskdraw::catalog::Catalog::load(&app.settings.static_dir).unwrap(),
         progress: false,
     };
-    let pharmacy = first_pharmacy();
     let mut tickets = Vec::new();
     for _ in 0..3 {
         let body = json!({"id_number": id_number(), "name": "测试", "phone": "13800138000",
-                          "pharmacy_id": pharmacy, "product_id": "KN95", "flexible": false});
+                          "pharmacy_id": pharmacy, "product_id": "MED-SURG", "flexible": false});
         let resp = app.reserve(&body).await;
         assert_eq!(resp.status(), 202);
         let v: Value = resp.json().await.unwrap();
         tickets.push(v["ticket_id"].as_str().unwrap().to_string());
     }
-    app.wait_for_tickets("registered", 3, Duration::from_secs(30))
+    app.wait_for_tickets("registered", 4, Duration::from_secs(30))
         .await;
     // Made three days ago, so they are in yesterday's draw.
     app.db
@@ -132,9 +142,13 @@ async fn published_day(app: &TestApp) -> (PathBuf, NaiveDate, String, String) {
         .with_timezone(&chrono_tz::Asia::Shanghai)
         .date_naive()
         - chrono::Duration::days(1);
-    day::stock::import(&ctx, date, &format!("{pharmacy},KN95,1\n"))
-        .await
-        .unwrap();
+    day::stock::import(
+        &ctx,
+        date,
+        &format!("{pharmacy},KN95,1\n{pharmacy},MED-SURG,1\n"),
+    )
+    .await
+    .unwrap();
     let commits = vec![format!(
         "notary={}",
         hex::encode(lottery::text::commitment(&[7u8; 16]))
@@ -174,18 +188,17 @@ async fn published_day(app: &TestApp) -> (PathBuf, NaiveDate, String, String) {
             other => panic!("ticket {t} has outcome {other:?}: {st}"),
         }
     }
-    (
-        root,
-        date,
-        winner.expect("a winner"),
-        loser.expect("a loser"),
-    )
+    (date, winner.expect("a winner"), loser.expect("a loser"))
 }
 
 #[tokio::test]
-async fn the_proof_page_passes_a_real_published_day_and_shows_each_tampered_check() {
+async fn a_day_drawn_after_reserving_in_the_page_checks_out_in_the_page_and_tampering_shows() {
     let app = spawn_app().await;
-    let (root, date, winner, loser) = published_day(&app).await;
+    let root = std::env::temp_dir().join(format!("md-browser-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&root).unwrap();
+    let state = root.join("page-state.json");
+    let (holder_ticket, pharmacy) = reserve_in_page(&app, Some(&state)).await;
+    let (date, winner, loser) = published_day(&app, &pharmacy, &root).await;
     node_test(
         &harness(),
         &["proof.test.mjs"],
@@ -194,6 +207,8 @@ async fn the_proof_page_passes_a_real_published_day_and_shows_each_tampered_chec
             ("DATE", date.to_string()),
             ("WINNER", winner),
             ("LOSER", loser),
+            ("HOLDER_TICKET", holder_ticket),
+            ("STATE_FILE", state.display().to_string()),
             ("SCREENSHOT_DIR", screenshots().display().to_string()),
         ],
     )

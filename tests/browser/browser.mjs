@@ -21,9 +21,12 @@ export function launch() {
   });
 }
 
-/** A 360 × 740 phone page; any uncaught error in the page fails the test that calls `errors()`. */
-export async function phone(browser) {
-  const context = await browser.newContext({ viewport: { width: 360, height: 740 }, deviceScaleFactor: 1, locale: 'zh-CN' });
+/**
+ * A 360 × 740 phone page, optionally with a saved storage state (the same device coming back);
+ * `page.errors()` lists the uncaught errors the page had.
+ */
+export async function phone(browser, storageState) {
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 }, deviceScaleFactor: 1, locale: 'zh-CN', storageState });
   const page = await context.newPage();
   const seen = [];
   page.on('pageerror', (e) => seen.push(e.message));

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BASE, launch, phone, screenshot, scrollWidth, text } from './browser.mjs';
 
-const { DATE, WINNER, LOSER } = process.env;
+const { DATE, WINNER, LOSER, HOLDER_TICKET, STATE_FILE } = process.env;
 let browser;
 before(async () => {
   assert.ok(DATE && WINNER && LOSER, 'DATE, WINNER and LOSER are set');
@@ -121,4 +121,46 @@ test('a changed seal.txt fails its signature and no longer is the seal the draw 
       摇号记录: /the draw was not made on this list/,
       种子: /the seal id, the revealed secrets and the material give the seed/,
     });
+});
+
+test('the device that reserved sees its win and its pickup code', async () => {
+  assert.ok(HOLDER_TICKET && STATE_FILE, 'HOLDER_TICKET and STATE_FILE are set');
+  const page = await phone(browser, STATE_FILE);
+  await page.goto(`${BASE}/static/index.html#status`);
+  // The page remembers the last ticket made on this device.
+  assert.equal(await page.locator('#status-form [name=ticket_id]').inputValue(), HOLDER_TICKET);
+  await page.locator('#status-form').getByRole('button', { name: /查询/ }).click();
+  const ticket = page.locator('#status-out .ticket');
+  await ticket.waitFor();
+  const seen = await text(ticket);
+  assert.match(seen, /已中签/);
+  assert.match(seen, new RegExp(`${DATE} 中签 won`));
+  assert.match(seen, /取货码 Pickup code/);
+  assert.match(await text(ticket.locator('b.code')), /^[0-9A-Z]{10}$/);
+  assert.ok(await scrollWidth(page) <= 360);
+  await screenshot(page, 'status-1-holder-sees-code');
+  assert.deepEqual(page.errors(), []);
+  await page.context().close();
+});
+
+test('another device sees the outcome without the pickup code and checks it from the status', async () => {
+  const page = await phone(browser);
+  await page.goto(`${BASE}/static/index.html#status`);
+  await page.locator('#status-form [name=ticket_id]').fill(WINNER);
+  await page.locator('#status-form').getByRole('button', { name: /查询/ }).click();
+  const ticket = page.locator('#status-out .ticket');
+  await ticket.waitFor();
+  const seen = await text(ticket);
+  assert.match(seen, new RegExp(`${DATE} 中签 won`));
+  assert.doesNotMatch(seen, /取货码 Pickup code/);
+  assert.match(seen, /The pickup code shows only on the device that made the reservation/);
+  await screenshot(page, 'status-2-other-device');
+  // "Check" beside the draw opens the proof of that ticket and date, and it checks out.
+  await ticket.getByRole('link', { name: /核验/ }).click();
+  await page.locator('#proof-out .verdict').waitFor();
+  assert.match(await text(page.locator('#proof-out .verdict')), /All 13 checks passed/);
+  assert.equal(await page.locator('#proof-form [name=date]').inputValue(), DATE);
+  await screenshot(page, 'status-3-checked-from-status');
+  assert.deepEqual(page.errors(), []);
+  await page.context().close();
 });

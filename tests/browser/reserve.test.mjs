@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BASE, launch, phone, screenshot, scrollWidth, text } from './browser.mjs';
 
-const ID_NUMBER = process.env.ID_NUMBER;
+const { ID_NUMBER, STATE_FILE } = process.env;
 let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
@@ -23,7 +23,8 @@ test('a person reserves through the page and sees the ticket id and its status, 
   const districts = form.locator('select[name=district] option:not([value=""])');
   await form.locator('select[name=district]').selectOption(await districts.first().getAttribute('value'));
   const pharmacies = form.locator('select[name=pharmacy_id] option:not([value=""])');
-  await form.locator('select[name=pharmacy_id]').selectOption(await pharmacies.first().getAttribute('value'));
+  const pharmacy = await pharmacies.first().getAttribute('value');
+  await form.locator('select[name=pharmacy_id]').selectOption(pharmacy);
   await form.locator('select[name=product_id]').selectOption('KN95');
   await form.getByLabel('服从分配').check();
   assert.ok(await scrollWidth(page) <= 360, 'the filled form fits');
@@ -40,6 +41,7 @@ test('a person reserves through the page and sees the ticket id and its status, 
   assert.ok(await scrollWidth(page) <= 360, `the answer fits: ${await scrollWidth(page)} px`);
   await screenshot(page, 'reserve-3-accepted');
   console.log(`TICKET=${ticket}`);
+  console.log(`PHARMACY=${pharmacy}`);
 
   // The status section has the id filled in and shows the ticket's state.
   await page.getByRole('link', { name: /查询/ }).click();
@@ -54,4 +56,6 @@ test('a person reserves through the page and sees the ticket id and its status, 
   assert.ok(await scrollWidth(page) <= 360, `the status fits: ${await scrollWidth(page)} px`);
   await screenshot(page, 'reserve-4-status');
   assert.deepEqual(page.errors(), []);
+  // The device's storage (the ticket id and its holder secret) for a later visit after the draw.
+  if (STATE_FILE) await page.context().storageState({ path: STATE_FILE });
 });

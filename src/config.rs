@@ -75,6 +75,28 @@ pub struct Settings {
     pub persist_consumers: usize,
     /// HTTP worker threads of `serve` (each runs its own event loop).
     pub http_workers: usize,
+    /// Where the seal writes `snapshots/<date>/` and the server finds the published days.
+    pub snapshots_dir: PathBuf,
+    /// Where the draw writes the per-pharmacy exports.
+    pub exports_dir: PathBuf,
+    /// Where `authority.key` and `authority.pub` live (`authority.pub` is served publicly).
+    pub keys_dir: PathBuf,
+    /// Peers (addresses or CIDR ranges) whose `X-Forwarded-For` names the client: the load
+    /// balancers. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// Per client address: status reads per second (burst of the same size).
+    pub status_rate_per_sec: u32,
+    /// Per client address: proofs and published-file downloads per second.
+    pub proof_rate_per_sec: u32,
+    /// Per client address: lookups by id number and phone per minute.
+    pub lookup_rate_per_min: u32,
+    /// Per client address: pickup calls per second (a pharmacy counter).
+    pub pickup_rate_per_sec: u32,
+    /// How long a well-formed but unknown ticket id is remembered as unknown.
+    pub negative_cache_secs: u64,
+    /// Rebuild Redis from PostgreSQL by itself when it finds Redis has lost its data
+    /// (`maskdraw cache warm`, one server at a time).
+    pub auto_warm: bool,
 }
 
 impl Default for Settings {
@@ -104,6 +126,16 @@ impl Default for Settings {
             persist_batch: 4_000,
             persist_consumers: 3,
             http_workers: 2,
+            snapshots_dir: PathBuf::from("snapshots"),
+            exports_dir: PathBuf::from("exports"),
+            keys_dir: PathBuf::from("keys"),
+            trusted_proxies: Vec::new(),
+            status_rate_per_sec: 20,
+            proof_rate_per_sec: 5,
+            lookup_rate_per_min: 20,
+            pickup_rate_per_sec: 10,
+            negative_cache_secs: 30,
+            auto_warm: true,
         }
     }
 }
@@ -160,7 +192,23 @@ impl Settings {
         if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(name, "must be at least 1".into()));
         }
+        self.proxies()?;
         Ok(())
+    }
+
+    /// `trusted_proxies`, parsed: a bare address is a one-address range.
+    ///
+    /// # Errors
+    /// When an entry is neither an IP address nor a CIDR range.
+    pub fn proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError::Invalid("trusted_proxies", p.clone()))
+            })
+            .collect()
     }
 
     /// # Errors
@@ -251,6 +299,27 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("persist_prefetch"));
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges_and_refuse_the_rest() {
+        let s = Settings {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "127.0.0.1".into(), "::1".into()],
+            ..Settings::default()
+        };
+        let nets = s.proxies().unwrap();
+        assert!(nets[0].contains(&"10.1.2.3".parse::<std::net::IpAddr>().unwrap()));
+        assert!(nets[1].contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
+        assert!(!nets[1].contains(&"127.0.0.2".parse::<std::net::IpAddr>().unwrap()));
+        let bad = Settings {
+            trusted_proxies: vec!["nginx".into()],
+            ..Settings::default()
+        };
+        assert!(bad
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("trusted_proxies"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod day;

@@ -52,8 +52,9 @@ enum Command {
     },
     /// Make the authority's Ed25519 key pair (authority.key, mode 0600, and authority.pub).
     Keygen {
-        #[arg(long, default_value = "keys")]
-        out: PathBuf,
+        /// Directory for the key pair (default: the keys_dir setting, `keys`).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Import or show a day's stock.
     Stock {
@@ -64,34 +65,42 @@ enum Command {
     Seal {
         #[arg(long)]
         date: NaiveDate,
-        /// Directory holding authority.key.
-        #[arg(long, default_value = "keys")]
-        key: PathBuf,
+        /// Directory holding authority.key (default: the keys_dir setting, `keys`).
+        #[arg(long)]
+        key: Option<PathBuf>,
         /// A party's commitment, PARTY=SHA256HEX of its secret (repeat, in order).
         #[arg(long = "commit")]
         commits: Vec<String>,
-        #[arg(long, default_value = "snapshots")]
-        out: PathBuf,
+        /// Where snapshots/<date>/ goes (default: the snapshots_dir setting, `snapshots`).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Run the draw of a sealed date, live.
     Draw {
         #[arg(long)]
         date: NaiveDate,
-        #[arg(long, default_value = "keys")]
-        key: PathBuf,
+        /// Directory holding authority.key (default: the keys_dir setting, `keys`).
+        #[arg(long)]
+        key: Option<PathBuf>,
         /// Live material typed on camera (dice, balls, a beacon value), one line.
         #[arg(long)]
         material: String,
         /// A party's revealed secret, PARTY=SECRETHEX (one per commitment).
         #[arg(long = "reveal")]
         reveals: Vec<String>,
-        #[arg(long, default_value = "exports")]
-        exports: PathBuf,
+        /// Where exports/<date>/ goes (default: the exports_dir setting, `exports`).
+        #[arg(long)]
+        exports: Option<PathBuf>,
     },
     /// Print the bearer token of a pharmacy for the pickup API.
     Token {
         #[arg(long)]
         pharmacy: String,
+    },
+    /// Redis's copy of the live tickets.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
     },
     /// Run a whole simulated day against the real services, in a database of its own.
     Demo {
@@ -118,6 +127,12 @@ enum StockAction {
 }
 
 #[derive(Subcommand)]
+enum CacheAction {
+    /// Rebuild Redis from PostgreSQL (statuses, outcomes, locks, cooldowns) after it lost its data.
+    Warm,
+}
+
+#[derive(Subcommand)]
 enum DlqAction {
     /// Show every dead letter without removing it.
     List,
@@ -139,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => migrate(settings).await,
         Command::Dlq { action } => dlq(settings, action).await,
         Command::Keygen { out } => {
-            let (secret, public) = day::keys::keygen(&out)?;
+            let (secret, public) = day::keys::keygen(&out.unwrap_or(settings.keys_dir))?;
             println!(
                 "wrote {} (keep it secret, mode 0600) and {} (publish it)",
                 secret.display(),
@@ -154,8 +169,9 @@ async fn main() -> anyhow::Result<()> {
             commits,
             out,
         } => {
+            let key = day::keys::load(&key.unwrap_or_else(|| settings.keys_dir.clone()))?;
+            let out = out.unwrap_or_else(|| settings.snapshots_dir.clone());
             let ctx = context(settings).await?;
-            let key = day::keys::load(&key)?;
             let report =
                 day::seal::seal(&ctx, date, &key, day::seal::parse_commits(&commits)?, &out)
                     .await?;
@@ -169,8 +185,9 @@ async fn main() -> anyhow::Result<()> {
             reveals,
             exports,
         } => {
+            let key = day::keys::load(&key.unwrap_or_else(|| settings.keys_dir.clone()))?;
+            let exports = exports.unwrap_or_else(|| settings.exports_dir.clone());
             let ctx = context(settings).await?;
-            let key = day::keys::load(&key)?;
             let report = day::draw::draw(
                 &ctx,
                 date,
@@ -193,6 +210,16 @@ async fn main() -> anyhow::Result<()> {
                 "{}",
                 maskdraw::api::pickups::token(settings.hmac_secret.expose().as_bytes(), &pharmacy)
             );
+            Ok(())
+        }
+        Command::Cache {
+            action: CacheAction::Warm,
+        } => {
+            let ctx = context(settings).await?;
+            let report = maskdraw::cache::warm::warm(&ctx.settings, &ctx.db, &ctx.redis)
+                .await
+                .context("warming Redis")?;
+            println!("{report}");
             Ok(())
         }
         Command::Demo { citizens, date } => {

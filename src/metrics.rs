@@ -24,6 +24,8 @@ pub struct Metrics {
     pub persister_lag: prometheus::Gauge,
     pub shed: IntCounterVec,
     pub degraded: IntGauge,
+    pub status_fallbacks: IntCounter,
+    pub cache_complete: IntGauge,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -139,6 +141,20 @@ impl Metrics {
                 gauge(
                     "degraded",
                     "1 while the broker is unreachable and the fallback is in use",
+                ),
+            ),
+            status_fallbacks: reg(
+                &r,
+                counter(
+                    "status_database_reads_total",
+                    "status reads answered from PostgreSQL (Redis did not hold the ticket)",
+                ),
+            ),
+            cache_complete: reg(
+                &r,
+                gauge(
+                    "redis_cache_complete",
+                    "1 while Redis holds every live ticket (warmed since it last lost its data)",
                 ),
             ),
             registry: r,

@@ -12,8 +12,9 @@ use migration::MigratorTrait;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use tokio::sync::watch;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Rates};
 use crate::api::{self, AppState};
+use crate::cache::ReadCache;
 use crate::catalog::{Catalog, CatalogError};
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -33,6 +34,8 @@ pub enum StartupError {
     Redis(#[from] deadpool_redis::CreatePoolError),
     #[error("loading the catalog")]
     Catalog(#[from] CatalogError),
+    #[error("configuration")]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// Opens the PostgreSQL pool.
@@ -200,11 +203,22 @@ impl Application {
             tasks.push(spawn_persister(&settings, p, rx.clone()));
         }
         let admission = Admission::new(
-            settings.ip_rate_per_sec,
-            settings.person_rate_per_min,
+            Rates {
+                reserve_per_sec: settings.ip_rate_per_sec,
+                status_per_sec: settings.status_rate_per_sec,
+                proof_per_sec: settings.proof_rate_per_sec,
+                lookup_per_min: settings.lookup_rate_per_min,
+                pickup_per_sec: settings.pickup_rate_per_sec,
+                person_per_min: settings.person_rate_per_min,
+            },
+            settings.proxies()?,
             settings.max_in_flight,
             settings.max_backlog,
         );
+        let cache = ReadCache::new(Duration::from_secs(settings.negative_cache_secs.max(1)));
+        if let Err(e) = cache.publications.refresh(&db).await {
+            tracing::warn!(error = ?e, "reading the recorded draws at start");
+        }
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?;
         let port = listener
@@ -222,6 +236,7 @@ impl Application {
             publisher,
             metrics,
             admission,
+            cache,
         });
         tasks.push(spawn_monitor(state.clone(), rx));
         let data = state.clone();
@@ -299,19 +314,25 @@ impl Application {
     }
 }
 
-/// Every second: the broker backlog (for shedding and metrics), the dead-letter depth, and the
-/// rate limiters' housekeeping.
+/// Every second: the recorded draws and whether Redis is warm (warming it when it lost its
+/// data), the broker backlog (for shedding and metrics), the dead-letter depth, and the rate
+/// limiters' housekeeping.
 fn spawn_monitor(
     state: web::Data<AppState>,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = 0u64;
+        let warming = Arc::new(std::sync::atomic::AtomicBool::new(false));
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = shutdown.changed() => return,
             }
+            if let Err(e) = state.cache.publications.refresh(&state.db).await {
+                tracing::warn!(error = ?e, "refreshing the recorded draws");
+            }
+            watch_warmth(&state, &warming);
             if let Some(link) = state.broker.current() {
                 if let Ok(depth) = broker::queue_depth(&link.conn, state.broker.queue()).await {
                     state.admission.set_backlog(u64::from(depth));
@@ -327,4 +348,30 @@ fn spawn_monitor(
             }
         }
     })
+}
+
+/// Notes whether Redis is warm and, when it is not and `auto_warm` is on, warms it in the
+/// background (one warm per process; the lease in Redis keeps it to one per deployment).
+fn watch_warmth(state: &web::Data<AppState>, warming: &Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::Ordering;
+    let state = state.clone();
+    let warming = warming.clone();
+    tokio::spawn(async move {
+        let Ok(warm) = state.redis.is_warm().await else {
+            state.cache.warmth.set(false);
+            state.metrics.cache_complete.set(0);
+            return;
+        };
+        state.cache.warmth.set(warm);
+        state.metrics.cache_complete.set(i64::from(warm));
+        if warm || !state.settings.auto_warm || warming.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match crate::cache::warm::warm(&state.settings, &state.db, &state.redis).await {
+            Ok(report) => tracing::info!(%report, "Redis had lost its data; warmed it"),
+            Err(crate::cache::warm::WarmError::Busy) => {}
+            Err(e) => tracing::warn!(error = ?e, "warming Redis"),
+        }
+        warming.store(false, Ordering::Release);
+    });
 }

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_tickets;
 mod m20261123_000002_create_officials_day;
 mod m20261124_000003_expiry_index_and_entrants_sha256;
+mod m20261202_000004_draw_entries_point_lookup;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_tickets::Migration),
             Box::new(m20261123_000002_create_officials_day::Migration),
             Box::new(m20261124_000003_expiry_index_and_entrants_sha256::Migration),
+            Box::new(m20261202_000004_draw_entries_point_lookup::Migration),
         ]
     }
 }

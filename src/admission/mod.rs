@@ -1,7 +1,12 @@
-//! Admission: who gets in at peak. Per-IP and per-person rate limits (governor's GCRA) and
-//! load shedding when too many requests are in flight or the broker backlog is too deep.
-//! The page smooths taps client-side (`gate.json`); scripts skip the page, so the server
-//! enforces its own limits here.
+//! Admission: who gets in at peak. Per-client rate limits on every public call and per-person
+//! limits on reservations (governor's GCRA), and load shedding when too many requests are in
+//! flight or the broker backlog is too deep. The page smooths taps client-side (`gate.json`);
+//! scripts skip the page, so the server enforces its own limits here.
+//!
+//! The client is the TCP peer, unless the peer is one of the configured `trusted_proxies`
+//! (the load balancers): then it is the address the proxies appended to `X-Forwarded-For`,
+//! read from the right past every trusted hop, so a client cannot pick its own address by
+//! sending the header itself.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -21,9 +26,36 @@ pub enum Shed {
     Overloaded(&'static str),
 }
 
+/// The public calls, each limited per client address on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Reserve,
+    Status,
+    /// Proofs and published-file downloads.
+    Proof,
+    Lookup,
+    Pickup,
+}
+
+/// Per-client rates of each [`Call`].
+#[derive(Debug, Clone, Copy)]
+pub struct Rates {
+    pub reserve_per_sec: u32,
+    pub status_per_sec: u32,
+    pub proof_per_sec: u32,
+    pub lookup_per_min: u32,
+    pub pickup_per_sec: u32,
+    pub person_per_min: u32,
+}
+
 pub struct Admission {
-    ip: DefaultKeyedRateLimiter<IpAddr>,
+    reserve: DefaultKeyedRateLimiter<IpAddr>,
+    status: DefaultKeyedRateLimiter<IpAddr>,
+    proof: DefaultKeyedRateLimiter<IpAddr>,
+    lookup: DefaultKeyedRateLimiter<IpAddr>,
+    pickup: DefaultKeyedRateLimiter<IpAddr>,
     person: DefaultKeyedRateLimiter<String>,
+    proxies: Vec<ipnet::IpNet>,
     in_flight: Arc<AtomicUsize>,
     max_in_flight: usize,
     backlog: AtomicU64,
@@ -43,19 +75,26 @@ fn retry_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN)
+}
+
 impl Admission {
     pub fn new(
-        ip_per_sec: u32,
-        person_per_min: u32,
+        rates: Rates,
+        proxies: Vec<ipnet::IpNet>,
         max_in_flight: usize,
         max_backlog: u64,
     ) -> Self {
-        let ip_q = Quota::per_second(NonZeroU32::new(ip_per_sec.max(1)).unwrap_or(NonZeroU32::MIN));
-        let person_q =
-            Quota::per_minute(NonZeroU32::new(person_per_min.max(1)).unwrap_or(NonZeroU32::MIN));
+        let per_sec = |n| RateLimiter::keyed(Quota::per_second(nz(n)));
         Self {
-            ip: RateLimiter::keyed(ip_q),
-            person: RateLimiter::keyed(person_q),
+            reserve: per_sec(rates.reserve_per_sec),
+            status: per_sec(rates.status_per_sec),
+            proof: per_sec(rates.proof_per_sec),
+            lookup: RateLimiter::keyed(Quota::per_minute(nz(rates.lookup_per_min))),
+            pickup: per_sec(rates.pickup_per_sec),
+            person: RateLimiter::keyed(Quota::per_minute(nz(rates.person_per_min))),
+            proxies,
             in_flight: Arc::new(AtomicUsize::new(0)),
             max_in_flight,
             backlog: AtomicU64::new(0),
@@ -79,10 +118,42 @@ impl Admission {
         Ok(slot)
     }
 
+    /// The client behind a request from `peer` that carried these `X-Forwarded-For` values:
+    /// `peer` itself unless it is a trusted proxy; then the right-most forwarded address that
+    /// is not a trusted proxy (the one the outermost trusted proxy saw).
+    pub fn client(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
+        let trusted = |ip: &IpAddr| self.proxies.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let hops = forwarded_for
+            .iter()
+            .rev()
+            .flat_map(|h| h.rsplit(','))
+            .map(str::trim);
+        let mut client = peer;
+        for hop in hops {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) if trusted(&ip) => client = ip,
+                Ok(ip) => return ip,
+                // A hop we cannot read: nothing left of it can be trusted.
+                Err(_) => return client,
+            }
+        }
+        client
+    }
+
     /// # Errors
-    /// `Shed::RateLimited` when this address is over its quota.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Shed> {
-        self.ip.check_key(&ip).map_err(|nu| {
+    /// `Shed::RateLimited` when this client is over its quota for `call`.
+    pub fn check(&self, call: Call, client: IpAddr) -> Result<(), Shed> {
+        let limiter = match call {
+            Call::Reserve => &self.reserve,
+            Call::Status => &self.status,
+            Call::Proof => &self.proof,
+            Call::Lookup => &self.lookup,
+            Call::Pickup => &self.pickup,
+        };
+        limiter.check_key(&client).map_err(|nu| {
             Shed::RateLimited(retry_secs(nu.wait_time_from(DefaultClock::default().now())))
         })
     }
@@ -106,7 +177,15 @@ impl Admission {
 
     /// Forgets limiter state of keys that have been quiet, so memory stays bounded.
     pub fn forget_idle(&self) {
-        self.ip.retain_recent();
+        for l in [
+            &self.reserve,
+            &self.status,
+            &self.proof,
+            &self.lookup,
+            &self.pickup,
+        ] {
+            l.retain_recent();
+        }
         self.person.retain_recent();
     }
 }
@@ -115,19 +194,88 @@ impl Admission {
 mod tests {
     use super::*;
 
+    fn rates(reserve: u32) -> Rates {
+        Rates {
+            reserve_per_sec: reserve,
+            status_per_sec: 3,
+            proof_per_sec: 1,
+            lookup_per_min: 1,
+            pickup_per_sec: 1,
+            person_per_min: 100,
+        }
+    }
+
+    fn admission(reserve: u32, in_flight: usize, backlog: u64) -> Admission {
+        Admission::new(rates(reserve), Vec::new(), in_flight, backlog)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn an_address_over_its_quota_is_told_when_to_retry() {
-        let a = Admission::new(2, 100, 10, 10);
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        assert!(a.check_ip(ip).is_ok());
-        assert!(a.check_ip(ip).is_ok());
-        assert!(matches!(a.check_ip(ip), Err(Shed::RateLimited(s)) if s >= 1));
-        assert!(a.check_ip("10.0.0.2".parse().unwrap()).is_ok());
+        let a = admission(2, 10, 10);
+        let ip1 = ip("10.0.0.1");
+        assert!(a.check(Call::Reserve, ip1).is_ok());
+        assert!(a.check(Call::Reserve, ip1).is_ok());
+        assert!(matches!(a.check(Call::Reserve, ip1), Err(Shed::RateLimited(s)) if s >= 1));
+        assert!(a.check(Call::Reserve, ip("10.0.0.2")).is_ok());
+    }
+
+    #[test]
+    fn each_call_has_its_own_quota() {
+        let a = admission(1, 10, 10);
+        let c = ip("10.0.0.1");
+        assert!(a.check(Call::Reserve, c).is_ok());
+        assert!(a.check(Call::Reserve, c).is_err());
+        for _ in 0..3 {
+            assert!(a.check(Call::Status, c).is_ok());
+        }
+        assert!(a.check(Call::Status, c).is_err());
+        assert!(a.check(Call::Proof, c).is_ok());
+        assert!(a.check(Call::Proof, c).is_err());
+        assert!(a.check(Call::Lookup, c).is_ok());
+        assert!(matches!(a.check(Call::Lookup, c), Err(Shed::RateLimited(s)) if s >= 30));
+    }
+
+    #[test]
+    fn the_forwarded_client_counts_only_behind_a_trusted_proxy() {
+        let a = Admission::new(rates(1), vec!["10.0.0.0/8".parse().unwrap()], 10, 10);
+        // Not a proxy: the header is the client's own claim and is ignored.
+        assert_eq!(a.client(ip("203.0.113.9"), &["1.2.3.4"]), ip("203.0.113.9"));
+        // Behind the balancer: the address it appended.
+        assert_eq!(
+            a.client(ip("10.0.0.5"), &["198.51.100.7"]),
+            ip("198.51.100.7")
+        );
+        // A client that sends its own header cannot choose: the right-most untrusted hop wins.
+        assert_eq!(
+            a.client(ip("10.0.0.5"), &["1.2.3.4, 198.51.100.7"]),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            a.client(ip("10.0.0.5"), &["1.2.3.4", "198.51.100.7, 10.0.0.9"]),
+            ip("198.51.100.7")
+        );
+        // Garbage where an address should be: the last trusted hop is the best we know.
+        assert_eq!(a.client(ip("10.0.0.5"), &["nonsense"]), ip("10.0.0.5"));
+        assert_eq!(a.client(ip("10.0.0.5"), &[]), ip("10.0.0.5"));
+        // Two clients behind one balancer are limited apart.
+        assert!(a
+            .check(Call::Reserve, a.client(ip("10.0.0.5"), &["198.51.100.1"]))
+            .is_ok());
+        assert!(a
+            .check(Call::Reserve, a.client(ip("10.0.0.5"), &["198.51.100.2"]))
+            .is_ok());
+        assert!(a
+            .check(Call::Reserve, a.client(ip("10.0.0.5"), &["198.51.100.1"]))
+            .is_err());
     }
 
     #[test]
     fn requests_past_the_in_flight_bound_are_shed_and_slots_come_back() {
-        let a = Admission::new(100, 100, 2, 10);
+        let a = admission(100, 2, 10);
         let s1 = a.enter().unwrap();
         let _s2 = a.enter().unwrap();
         assert_eq!(a.enter().err(), Some(Shed::Overloaded("in_flight")));
@@ -137,7 +285,7 @@ mod tests {
 
     #[test]
     fn a_deep_backlog_sheds_load() {
-        let a = Admission::new(100, 100, 10, 5);
+        let a = admission(100, 10, 5);
         a.set_backlog(6);
         assert_eq!(a.enter().err(), Some(Shed::Overloaded("backlog")));
         a.set_backlog(5);

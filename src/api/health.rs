@@ -18,6 +18,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let body = json!({
         "postgres": db, "redis": redis, "rabbitmq": broker,
         "degraded": !broker, "in_flight": state.admission.in_flight(),
+        "redis_cache_complete": state.cache.warmth.is_complete(),
     });
     if redis {
         HttpResponse::Ok().json(body)

@@ -5,6 +5,7 @@ mod health;
 mod openapi;
 pub mod pickups;
 mod reservations;
+pub mod snapshots;
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use actix_web::web;
 use sea_orm::DatabaseConnection;
 
 use crate::admission::{Admission, Shed};
+use crate::cache::ReadCache;
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -35,6 +37,21 @@ pub struct AppState {
     pub publisher: Publisher,
     pub metrics: Metrics,
     pub admission: Admission,
+    pub cache: ReadCache,
+}
+
+/// The client a request comes from, for the per-client limits (see `admission`).
+pub fn client(req: &actix_web::HttpRequest, state: &AppState) -> std::net::IpAddr {
+    let peer = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    state.admission.client(peer, &forwarded)
 }
 
 impl From<Shed> for ApiError {
@@ -71,8 +88,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/reservations/{ticket_id}/proof",
                     web::get().to(reservations::proof),
                 )
-                .route("/pickups", web::post().to(pickups::collect)),
-        );
+                .route("/pickups", web::post().to(pickups::collect))
+                .route("/draws", web::get().to(snapshots::draws)),
+        )
+        .route(
+            "/snapshots/authority.pub",
+            web::get().to(snapshots::authority_key),
+        )
+        .route("/snapshots/{date}/{file}", web::get().to(snapshots::file));
 }
 
 /// Counts every response by route pattern and status.

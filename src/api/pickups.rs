@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use super::error::{ApiError, Code};
-use super::AppState;
+use super::{client, AppState};
+use crate::admission::Call;
 use crate::store::day;
 
 fn mac(secret: &[u8], pharmacy: &str) -> Hmac<Sha256> {
@@ -43,6 +44,7 @@ pub async fn collect(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    state.admission.check(Call::Pickup, client(&req, &state))?;
     let secret = state.settings.hmac_secret.expose().as_bytes();
     let pharmacy = req
         .headers()

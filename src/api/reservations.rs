@@ -7,11 +7,15 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, Code};
-use super::{AppState, WorkerRedis};
-use crate::domain::{person_tag, phone_tag, IdNumber, PersonName, Phone, TicketId};
+use super::{client, AppState, WorkerRedis};
+use crate::admission::Call;
+use crate::domain::{
+    holder_secret, is_holder, person_tag, phone_tag, IdNumber, PersonName, Phone, TicketId,
+};
 use crate::queue::ReservationEvent;
-use crate::store::redis::{RedisStore, Reserve};
-use crate::store::{day, draws, tickets};
+use crate::store::draws::{self, Entry};
+use crate::store::redis::{RedisStore, Reserve, TicketStatus};
+use crate::store::tickets::{self, Standing, TicketRow};
 
 /// A reservation after parsing: only domain types from here on.
 pub struct NewReservation {
@@ -178,12 +182,52 @@ struct Accepted {
     ticket_id: String,
     status: String,
     valid_until: String,
+    /// Shown with the ticket id, it opens the pickup code (`X-Holder-Secret`): the ticket id
+    /// alone becomes public when the day's entrants are published.
+    holder_secret: String,
 }
 
-fn peer_ip(req: &HttpRequest) -> std::net::IpAddr {
-    req.peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+fn accepted(state: &AppState, ticket: String, status: String, valid_until: String) -> HttpResponse {
+    let holder_secret = holder_secret(state.settings.hmac_secret.expose().as_bytes(), &ticket);
+    HttpResponse::Accepted().json(Accepted {
+        ticket_id: ticket,
+        status,
+        valid_until,
+        holder_secret,
+    })
+}
+
+/// The person's standing in PostgreSQL, asked only while Redis may have lost its locks and
+/// cooldowns (it has not been warmed since it last lost its data): the same refusals the
+/// reserve script would give.
+async fn refuse_from_database(
+    state: &AppState,
+    tag: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let tz = state.settings.tz().map_err(|e| ApiError::internal(&e))?;
+    let today = now.with_timezone(&tz).date_naive();
+    let won_since = today - chrono::Duration::days(i64::from(state.settings.cooldown_days));
+    let standing = tickets::standing(&state.db, tag, now, won_since).await?;
+    // The cooldown first, as the reserve script decides.
+    if let Some(date) = standing.iter().find_map(|s| match s {
+        Standing::Won(date, publish_at) if *publish_at <= now => Some(*date),
+        _ => None,
+    }) {
+        let until = crate::day::cooldown_until(&state.settings, date);
+        return Err(ApiError::new(
+            Code::CoolingDown,
+            format!("you won recently; you may reserve again from {until}"),
+        ));
+    }
+    // Before publication a winner is told only that they hold a reservation.
+    if !standing.is_empty() {
+        return Err(ApiError::new(
+            Code::AlreadyReserved,
+            "you already hold an active reservation",
+        ));
+    }
+    Ok(())
 }
 
 pub async fn create(
@@ -205,7 +249,7 @@ pub async fn create(
             }])
             .inc()
     })?;
-    state.admission.check_ip(peer_ip(&req))?;
+    state.admission.check(Call::Reserve, client(&req, &state))?;
     let input = parse_reservation(&body, &state)?;
     let idem = idempotency_key(&req)?;
     let secret = state.settings.hmac_secret.expose().as_bytes();
@@ -213,6 +257,9 @@ pub async fn create(
     state.admission.check_person(&tag)?;
 
     let now = Utc::now();
+    if !state.cache.warmth.is_complete() {
+        refuse_from_database(&state, &tag, now).await?;
+    }
     let valid_until = now + chrono::Duration::days(i64::from(state.settings.validity_days));
     let ticket = TicketId::generate(now.timestamp_millis().max(0) as u64).to_string();
     let lock_ttl = (valid_until - now).num_seconds().max(1) as u64 + 3600;
@@ -271,30 +318,39 @@ pub async fn create(
         return Err(ApiError::unavailable(&e));
     }
     state.metrics.accepted.inc();
-    Ok(HttpResponse::Accepted().json(Accepted {
-        ticket_id: ticket,
-        status: "accepted".into(),
-        valid_until: valid_until.to_rfc3339(),
-    }))
+    Ok(accepted(
+        &state,
+        ticket,
+        "accepted".into(),
+        valid_until.to_rfc3339(),
+    ))
 }
 
+/// The answer to a retry with an idempotency key that already made `ticket`: the same 202,
+/// with the status as anybody may see it now (a win stays hidden until its publication).
 async fn replay(
     state: &AppState,
     redis: &RedisStore,
     ticket: &str,
 ) -> Result<HttpResponse, ApiError> {
     let (status, valid_until) = match redis.ticket_status(ticket).await? {
-        Some(st) => (st.status, st.valid_until),
-        None => match tickets::find(&state.db, ticket).await? {
-            Some(row) => (row.status, row.valid_until.to_rfc3339()),
+        Some(st) if !st.status.is_empty() => {
+            let entries = redis_entries(&st);
+            let shown = published_entries(state, entries).await;
+            (public_status(&st.status, &shown), st.valid_until)
+        }
+        _ => match draws::ticket_with_entries(&state.db, ticket).await? {
+            Some((row, entries)) => {
+                let shown = published_entries(state, entries).await;
+                (
+                    public_status(&row.status, &shown),
+                    row.valid_until.to_rfc3339(),
+                )
+            }
             None => ("accepted".to_string(), String::new()),
         },
     };
-    Ok(HttpResponse::Accepted().json(Accepted {
-        ticket_id: ticket.to_string(),
-        status,
-        valid_until,
-    }))
+    Ok(accepted(state, ticket.to_string(), status, valid_until))
 }
 
 #[derive(Serialize)]
@@ -309,96 +365,130 @@ pub struct TicketView {
     pub draws: Vec<draws::DrawView>,
 }
 
-fn view_from_row(row: tickets::TicketRow, draws: Vec<draws::DrawView>) -> TicketView {
+fn redis_entries(st: &TicketStatus) -> Vec<Entry> {
+    st.draws
+        .iter()
+        .filter_map(|(d, v)| Entry::from_redis(d, v))
+        .collect()
+}
+
+/// The entries whose draws are published now, oldest first.
+async fn published_entries(state: &AppState, mut entries: Vec<Entry>) -> Vec<Entry> {
+    if entries.is_empty() {
+        return entries;
+    }
+    let dates: Vec<_> = entries.iter().map(|e| e.date).collect();
+    let pubs = &state.cache.publications;
+    pubs.ensure(&state.db, &dates).await;
+    let now = Utc::now();
+    entries.retain(|e| pubs.is_published(e.date, now));
+    entries.sort_by_key(|e| e.date);
+    entries
+}
+
+/// A ticket that won a draw whose results are not yet published still reads `registered`.
+fn public_status(status: &str, published: &[Entry]) -> String {
+    if status == "won" && !published.iter().any(|e| e.win.is_some()) {
+        "registered".into()
+    } else {
+        status.to_string()
+    }
+}
+
+async fn view_from_row(
+    state: &AppState,
+    row: TicketRow,
+    entries: Vec<Entry>,
+    holder: bool,
+) -> TicketView {
+    let shown = published_entries(state, entries).await;
     TicketView {
+        status: public_status(&row.status, &shown),
         ticket_id: row.ticket_id,
-        status: row.status,
         pharmacy_id: row.pharmacy_id,
         product_id: row.product_id,
         flexible: row.flexible,
         accepted_at: row.accepted_at.to_rfc3339(),
         valid_until: row.valid_until.to_rfc3339(),
-        draws,
+        draws: shown.iter().map(|e| e.view(holder)).collect(),
     }
 }
 
-/// A draw outcome as Redis keeps it on the ticket: `lost`, or
-/// `won|pharmacy|product|pickup code|roll`.
-fn redis_draw(date: &str, value: &str) -> draws::DrawView {
-    let parts: Vec<&str> = value.split('|').collect();
-    match parts.as_slice() {
-        ["won", ph, pr, code, roll] => draws::DrawView {
-            date: date.to_string(),
-            outcome: "won".into(),
-            pharmacy_id: Some(ph.to_string()),
-            product_id: Some(pr.to_string()),
-            pickup_code: Some(code.to_string()),
-            roll: roll.parse().ok(),
-        },
-        _ => draws::DrawView {
-            date: date.to_string(),
-            outcome: "lost".into(),
-            pharmacy_id: None,
-            product_id: None,
-            pickup_code: None,
-            roll: None,
-        },
-    }
+fn parse_ticket(raw: &str) -> Result<TicketId, ApiError> {
+    TicketId::parse(raw)
+        .map_err(|e| ApiError::field(Code::ValidationFailed, "ticket_id", e.to_string()))
 }
 
-/// Redis first (status and the draws recorded on the ticket, shown once published);
-/// PostgreSQL when Redis has nothing.
+fn not_found() -> ApiError {
+    ApiError::new(Code::NotFound, "no such ticket")
+}
+
+/// `GET /api/v1/reservations/{ticket_id}`: Redis first; PostgreSQL only when Redis may not
+/// hold the ticket (it has not been warmed since it lost its data, or the ticket is older than
+/// its status hash lives), through one point lookup, with unknown ids remembered briefly.
+/// The pickup code shows only with the ticket's holder secret in `X-Holder-Secret`.
 pub async fn status(
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
     redis: web::Data<WorkerRedis>,
 ) -> Result<HttpResponse, ApiError> {
-    let ticket = TicketId::parse(&path)
-        .map_err(|e| ApiError::field(Code::ValidationFailed, "ticket_id", e.to_string()))?;
-    let ticket = ticket.to_string();
-    let now = Utc::now();
-    let cached = redis.0.ticket_status(&ticket).await.unwrap_or_else(|e| {
-        tracing::warn!(error = ?e, "redis unavailable for status; using postgres");
-        None
-    });
-    if let Some(st) = cached.filter(|s| !s.status.is_empty()) {
-        let published: std::collections::HashSet<String> = if st.draws.is_empty() {
-            Default::default()
-        } else {
-            day::publish_times(&state.db)
-                .await?
-                .into_iter()
-                .filter(|(_, at)| *at <= now)
-                .map(|(d, _)| d.to_string())
-                .collect()
-        };
-        let mut view = TicketView {
-            ticket_id: ticket,
-            status: st.status,
-            pharmacy_id: st.pharmacy_id,
-            product_id: st.product_id,
-            flexible: st.flexible,
-            accepted_at: st.accepted_at,
-            valid_until: st.valid_until,
-            draws: st
-                .draws
-                .iter()
-                .filter(|(d, _)| published.contains(d))
-                .map(|(d, v)| redis_draw(d, v))
-                .collect(),
-        };
-        hide_unpublished_win(&mut view);
-        return Ok(HttpResponse::Ok().json(view));
-    }
-    match tickets::find(&state.db, &ticket).await? {
-        Some(row) => {
-            let draws = draws::for_ticket(&state.db, &ticket, now).await?;
-            let mut view = view_from_row(row, draws);
-            hide_unpublished_win(&mut view);
-            Ok(HttpResponse::Ok().json(view))
+    state.admission.check(Call::Status, client(&req, &state))?;
+    let id = parse_ticket(&path)?;
+    let ticket = id.to_string();
+    let holder = req
+        .headers()
+        .get("x-holder-secret")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|h| is_holder(state.settings.hmac_secret.expose().as_bytes(), &ticket, h));
+    let redis_answered = match redis.0.ticket_status(&ticket).await {
+        Ok(Some(st)) if !st.status.is_empty() => {
+            let shown = published_entries(&state, redis_entries(&st)).await;
+            let view = TicketView {
+                status: public_status(&st.status, &shown),
+                ticket_id: ticket,
+                pharmacy_id: st.pharmacy_id,
+                product_id: st.product_id,
+                flexible: st.flexible,
+                accepted_at: st.accepted_at,
+                valid_until: st.valid_until,
+                draws: shown.iter().map(|e| e.view(holder)).collect(),
+            };
+            return Ok(no_store(HttpResponse::Ok()).json(view));
         }
-        None => Err(ApiError::new(Code::NotFound, "no such ticket")),
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = ?e, "redis unavailable for status; using postgres");
+            false
+        }
+    };
+    // Redis holds every ticket for `validity_days` + 30 days after acceptance once warmed.
+    let age_days = (Utc::now().timestamp_millis().max(0) as u64).saturating_sub(id.timestamp_ms())
+        / 86_400_000;
+    let young = age_days < u64::from(state.settings.validity_days) + 29;
+    if redis_answered && young && state.cache.warmth.is_complete() {
+        return Err(not_found());
     }
+    if state.cache.unknown.is_unknown(id.value()) {
+        return Err(not_found());
+    }
+    state.metrics.status_fallbacks.inc();
+    match draws::ticket_with_entries(&state.db, &ticket).await? {
+        Some((row, entries)) => {
+            let view = view_from_row(&state, row, entries, holder).await;
+            Ok(no_store(HttpResponse::Ok()).json(view))
+        }
+        None => {
+            state.cache.unknown.remember_unknown(id.value());
+            Err(not_found())
+        }
+    }
+}
+
+/// Responses that carry a person's data are never stored by a cache on the way.
+fn no_store(mut b: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    b.insert_header(("Cache-Control", "no-store"));
+    b
 }
 
 #[derive(serde::Deserialize)]
@@ -409,31 +499,21 @@ pub struct ProofQuery {
 /// `GET /api/v1/reservations/{ticket_id}/proof?date=D`: the same fields as `notary proof`,
 /// once the draw of D is published.
 pub async fn proof(
+    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<ProofQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let ticket = TicketId::parse(&path)
-        .map_err(|e| ApiError::field(Code::ValidationFailed, "ticket_id", e.to_string()))?
-        .to_string();
+    state.admission.check(Call::Proof, client(&req, &state))?;
+    let ticket = parse_ticket(&path)?.to_string();
     let date = query
         .date
         .as_deref()
         .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         .ok_or_else(|| ApiError::field(Code::ValidationFailed, "date", "date is YYYY-MM-DD"))?;
-    let drawn = day::draw(&state.db, date).await?;
-    if drawn.is_none_or(|d| d.publish_at > Utc::now()) {
-        return Err(ApiError::new(
-            Code::NotPublished,
-            format!("the results of {date} are not published yet"),
-        ));
-    }
-    let sealed = day::seal(&state.db, date)
-        .await?
-        .ok_or_else(|| ApiError::new(Code::NotFound, "no seal for that date"))?;
-    let dir = std::path::PathBuf::from(sealed.dir);
+    let day = super::snapshots::published_day(&state, date).await?;
     let t = ticket.clone();
-    let proof = web::block(move || lottery::proof::ticket_proof(&dir, &t))
+    let proof = web::block(move || lottery::proof::ticket_proof(&day.dir, &t))
         .await
         .map_err(|e| ApiError::internal(&e))?
         .map_err(|e| {
@@ -443,13 +523,8 @@ pub async fn proof(
     Ok(HttpResponse::Ok().json(proof))
 }
 
-/// A ticket that won a draw whose results are not yet published still reads `registered`.
-fn hide_unpublished_win(view: &mut TicketView) {
-    if view.status == "won" && !view.draws.iter().any(|d| d.outcome == "won") {
-        view.status = "registered".into();
-    }
-}
-
+/// `POST /api/v1/reservations/lookup`: the person's tickets, pickup codes included (the id
+/// number and the phone together prove the holder).
 pub async fn lookup(
     req: HttpRequest,
     payload: web::Payload,
@@ -457,24 +532,20 @@ pub async fn lookup(
 ) -> Result<HttpResponse, ApiError> {
     require_json(&req)?;
     let body = read_body(payload).await?;
-    state.admission.check_ip(peer_ip(&req))?;
+    state.admission.check(Call::Lookup, client(&req, &state))?;
     let m = object(&body)?;
     let id = parse_with(&m, "id_number", IdNumber::parse)?;
     let phone = parse_with(&m, "phone", Phone::parse)?;
     let secret = state.settings.hmac_secret.expose().as_bytes();
-    let rows = tickets::find_by_person(
+    let rows = draws::person_with_entries(
         &state.db,
         &person_tag(secret, &id),
         &phone_tag(secret, &phone),
     )
     .await?;
-    let now: DateTime<Utc> = Utc::now();
     let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let draws = draws::for_ticket(&state.db, &row.ticket_id, now).await?;
-        let mut view = view_from_row(row, draws);
-        hide_unpublished_win(&mut view);
-        out.push(view);
+    for (row, entries) in rows {
+        out.push(view_from_row(&state, row, entries, true).await);
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "tickets": out })))
+    Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({ "tickets": out })))
 }

@@ -12,7 +12,7 @@ pub use id_number::IdNumber;
 pub use identifier::{DistrictId, PharmacyId, ProductId};
 pub use name::PersonName;
 pub use phone::Phone;
-pub use tags::{person_tag, phone_tag};
+pub use tags::{holder_secret, is_holder, person_tag, phone_tag};
 pub use ticket_id::TicketId;
 
 /// Why a piece of input was refused; the API maps it to `400 validation_failed` with `field`.

@@ -22,6 +22,31 @@ pub fn phone_tag(secret: &[u8], phone: &Phone) -> String {
     tag(secret, b"phone:", phone.as_str().as_bytes())
 }
 
+fn holder_mac(secret: &[u8], ticket: &str) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+    mac.update(b"holder:");
+    mac.update(ticket.as_bytes());
+    mac
+}
+
+/// The holder secret of a ticket, returned with its 202: ticket ids become public with
+/// `entrants.csv`, so a ticket id alone shows only the outcome; whoever also shows this secret
+/// sees the pickup code. Derived (HMAC with its own label), so nothing is stored and it
+/// survives the loss of any cache.
+pub fn holder_secret(secret: &[u8], ticket: &str) -> String {
+    hex::encode(&holder_mac(secret, ticket).finalize().into_bytes()[..16])
+}
+
+/// Whether `given` is the holder secret of `ticket`, compared in constant time.
+pub fn is_holder(secret: &[u8], ticket: &str, given: &str) -> bool {
+    match hex::decode(given) {
+        Ok(tag) if tag.len() == 16 => holder_mac(secret, ticket)
+            .verify_truncated_left(&tag)
+            .is_ok(),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,6 +60,19 @@ mod tests {
             person_tag(b"0123456789abcdef", &id),
             "dd6a5ba2eed683e7925b20f655c01434"
         );
+    }
+
+    #[test]
+    fn only_the_holder_secret_of_that_ticket_opens_it() {
+        let s = b"0123456789abcdef";
+        let t = "01KARC38627GVHHC7H1R7AQYA9";
+        let h = holder_secret(s, t);
+        assert_eq!(h.len(), 32);
+        assert!(is_holder(s, t, &h));
+        assert!(!is_holder(s, "01KARC38627GVHHC7H1R7AQYA8", &h));
+        assert!(!is_holder(b"another-secret-16", t, &h));
+        assert!(!is_holder(s, t, &h[..30]));
+        assert!(!is_holder(s, t, "not hex"));
     }
 
     #[test]

@@ -34,6 +34,11 @@ impl TicketId {
     pub fn timestamp_ms(&self) -> u64 {
         self.0.timestamp_ms()
     }
+
+    /// The id as one 128-bit number (for compact keys).
+    pub fn value(&self) -> u128 {
+        self.0 .0
+    }
 }
 
 impl std::fmt::Display for TicketId {

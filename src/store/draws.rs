@@ -1,8 +1,13 @@
-//! Draw outcomes as citizens see them.
+//! Draw outcomes as citizens see them: the recorded draws, and each ticket's entries.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use serde::Serialize;
+
+use super::tickets::{row_to_ticket, TicketRow, TICKET_COLUMNS};
+use crate::cache::DrawnDay;
 
 /// One draw a ticket entered, once its results are published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -14,44 +19,216 @@ pub struct DrawView {
     pub pharmacy_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub product_id: Option<String>,
+    /// Shown only to the ticket's holder (holder secret, or lookup by id number and phone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pickup_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roll: Option<i16>,
 }
 
-/// The published draws `ticket` entered, oldest first. Draws whose `publish_at` is still ahead
-/// of `now` are left out entirely.
+/// What a ticket won in one draw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Win {
+    pub pharmacy_id: String,
+    pub product_id: String,
+    pub pickup_code: String,
+    pub roll: i16,
+}
+
+/// One draw a ticket entered: lost when `win` is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub date: NaiveDate,
+    pub win: Option<Win>,
+}
+
+impl Entry {
+    /// The outcome as Redis keeps it on the ticket (field `draw:<date>`): `lost`, or
+    /// `won|pharmacy|product|pickup code|roll`. `None` when the date is not one.
+    pub fn from_redis(date: &str, value: &str) -> Option<Self> {
+        let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+        let parts: Vec<&str> = value.split('|').collect();
+        let win = match parts.as_slice() {
+            ["won", ph, pr, code, roll] => Some(Win {
+                pharmacy_id: (*ph).to_string(),
+                product_id: (*pr).to_string(),
+                pickup_code: (*code).to_string(),
+                roll: roll.parse().ok()?,
+            }),
+            _ => None,
+        };
+        Some(Self { date, win })
+    }
+
+    /// The ticket-hash field this outcome is kept under in Redis.
+    pub fn redis_field(&self) -> String {
+        format!("draw:{}", self.date)
+    }
+
+    /// The outcome as Redis keeps it (see [`Entry::from_redis`]).
+    pub fn redis_value(&self) -> String {
+        match &self.win {
+            Some(w) => format!(
+                "won|{}|{}|{}|{}",
+                w.pharmacy_id, w.product_id, w.pickup_code, w.roll
+            ),
+            None => "lost".into(),
+        }
+    }
+
+    /// The citizen's view; the pickup code only for the holder.
+    pub fn view(&self, holder: bool) -> DrawView {
+        DrawView {
+            date: self.date.to_string(),
+            outcome: if self.win.is_some() { "won" } else { "lost" }.into(),
+            pharmacy_id: self.win.as_ref().map(|w| w.pharmacy_id.clone()),
+            product_id: self.win.as_ref().map(|w| w.product_id.clone()),
+            pickup_code: self
+                .win
+                .as_ref()
+                .filter(|_| holder)
+                .map(|w| w.pickup_code.clone()),
+            roll: self.win.as_ref().map(|w| w.roll),
+        }
+    }
+}
+
+/// Every recorded draw with its seal's entrant count and directory, oldest first.
 ///
 /// # Errors
 /// When the database fails.
-pub async fn for_ticket(
-    db: &DatabaseConnection,
-    ticket: &str,
-    now: DateTime<Utc>,
-) -> Result<Vec<DrawView>, DbErr> {
+pub async fn drawn_days(db: &DatabaseConnection) -> Result<Vec<DrawnDay>, DbErr> {
     let rows = db
-        .query_all(Statement::from_sql_and_values(
+        .query_all(Statement::from_string(
             DbBackend::Postgres,
-            "SELECT e.draw_date, w.pharmacy_id, w.product_id, w.pickup_code, w.roll \
-             FROM draw_entries e JOIN draws d ON d.draw_date = e.draw_date \
-             LEFT JOIN draw_winners w ON w.draw_date = e.draw_date AND w.ticket_id = e.ticket_id \
-             WHERE e.ticket_id = $1 AND d.publish_at <= $2 ORDER BY e.draw_date",
-            vec![ticket.into(), now.into()],
+            "SELECT d.draw_date, d.publish_at, d.winners, s.entrants, s.dir \
+             FROM draws d JOIN seals s ON s.draw_date = d.draw_date ORDER BY d.draw_date",
         ))
         .await?;
     rows.iter()
         .map(|r| {
-            let date: NaiveDate = r.try_get("", "draw_date")?;
-            let pickup: Option<String> = r.try_get("", "pickup_code")?;
-            Ok(DrawView {
-                date: date.to_string(),
-                outcome: if pickup.is_some() { "won" } else { "lost" }.into(),
-                pharmacy_id: r.try_get("", "pharmacy_id")?,
-                product_id: r.try_get("", "product_id")?,
-                pickup_code: pickup,
-                roll: r.try_get("", "roll")?,
+            Ok(DrawnDay {
+                date: r.try_get("", "draw_date")?,
+                publish_at: r.try_get("", "publish_at")?,
+                winners: r.try_get("", "winners")?,
+                entrants: r.try_get("", "entrants")?,
+                dir: PathBuf::from(r.try_get::<String>("", "dir")?),
             })
         })
         .collect()
+}
+
+/// Tickets with every draw each entered, in one statement (the status fallback and the lookup):
+/// point lookups through the primary key, `draw_entries (ticket_id)` and `draw_winners`'
+/// primary key. `filter` is a fixed condition on `t` with parameters `$1`, `$2`…
+async fn with_entries(
+    db: &DatabaseConnection,
+    filter: &str,
+    values: Vec<sea_orm::Value>,
+) -> Result<Vec<(TicketRow, Vec<Entry>)>, DbErr> {
+    let qualified: Vec<String> = TICKET_COLUMNS
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect();
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!(
+                "SELECT {outer}, e.draw_date, w.pharmacy_id AS w_pharmacy, w.product_id AS w_product, \
+                        w.pickup_code, w.roll \
+                 FROM (SELECT {cols} FROM tickets t WHERE {filter} ORDER BY ticket_id DESC LIMIT 50) t \
+                 LEFT JOIN draw_entries e ON e.ticket_id = t.ticket_id \
+                 LEFT JOIN draw_winners w ON w.draw_date = e.draw_date AND w.ticket_id = e.ticket_id \
+                 ORDER BY t.ticket_id DESC, e.draw_date",
+                cols = TICKET_COLUMNS,
+                outer = qualified.join(", ")
+            ),
+            values,
+        ))
+        .await?;
+    let mut out: Vec<(TicketRow, Vec<Entry>)> = Vec::new();
+    for r in &rows {
+        let ticket = row_to_ticket(r)?;
+        if out
+            .last()
+            .is_none_or(|(t, _)| t.ticket_id != ticket.ticket_id)
+        {
+            out.push((ticket, Vec::new()));
+        }
+        let date: Option<NaiveDate> = r.try_get("", "draw_date")?;
+        let Some(date) = date else { continue };
+        let code: Option<String> = r.try_get("", "pickup_code")?;
+        let win = match code {
+            Some(pickup_code) => Some(Win {
+                pharmacy_id: r.try_get("", "w_pharmacy")?,
+                product_id: r.try_get("", "w_product")?,
+                pickup_code,
+                roll: r.try_get("", "roll")?,
+            }),
+            None => None,
+        };
+        if let Some((_, entries)) = out.last_mut() {
+            entries.push(Entry { date, win });
+        }
+    }
+    Ok(out)
+}
+
+/// A ticket and the draws it entered, or `None` when PostgreSQL does not know it.
+///
+/// # Errors
+/// When the database fails.
+pub async fn ticket_with_entries(
+    db: &DatabaseConnection,
+    ticket: &str,
+) -> Result<Option<(TicketRow, Vec<Entry>)>, DbErr> {
+    Ok(with_entries(db, "t.ticket_id = $1", vec![ticket.into()])
+        .await?
+        .pop())
+}
+
+/// The person's tickets (matched on both the id and the phone tag), newest first, each with
+/// the draws it entered.
+///
+/// # Errors
+/// When the database fails.
+pub async fn person_with_entries(
+    db: &DatabaseConnection,
+    person_tag: &str,
+    phone_tag: &str,
+) -> Result<Vec<(TicketRow, Vec<Entry>)>, DbErr> {
+    with_entries(
+        db,
+        "t.person_tag = $1 AND t.phone_tag = $2",
+        vec![person_tag.into(), phone_tag.into()],
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redis_outcome_reads_back_and_the_pickup_code_shows_only_to_the_holder() {
+        let won = Entry::from_redis("2026-11-24", "won|GZ-TH-0001|KN95|ABCDEFGHJK|2").unwrap();
+        assert_eq!(won.view(false).outcome, "won");
+        assert_eq!(won.view(false).pickup_code, None);
+        assert_eq!(won.view(false).roll, Some(2));
+        assert_eq!(won.view(true).pickup_code.as_deref(), Some("ABCDEFGHJK"));
+        let lost = Entry::from_redis("2026-11-24", "lost").unwrap();
+        assert_eq!(
+            serde_json::to_value(lost.view(true)).unwrap(),
+            serde_json::json!({"date": "2026-11-24", "outcome": "lost"})
+        );
+        for e in [&won, &lost] {
+            assert_eq!(
+                Entry::from_redis("2026-11-24", &e.redis_value()).as_ref(),
+                Some(e)
+            );
+            assert_eq!(e.redis_field(), "draw:2026-11-24");
+        }
+        assert_eq!(Entry::from_redis("yesterday", "lost"), None);
+        assert_eq!(Entry::from_redis("2026-11-24", "won|a|b|c|x"), None);
+    }
 }

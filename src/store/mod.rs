@@ -6,6 +6,7 @@ pub mod day;
 pub mod draws;
 pub mod redis;
 pub mod tickets;
+pub mod warm;
 
 use sea_orm::{sqlx, DatabaseConnection, DbErr};
 

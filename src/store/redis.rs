@@ -146,6 +146,29 @@ pub struct TicketStatus {
     pub draws: Vec<(String, String)>,
 }
 
+/// One chunk of what `cache warm` writes (see [`RedisStore::write_warm`]).
+#[derive(Debug, Default, Clone)]
+pub struct Warm {
+    /// (ticket, status, seconds to keep it)
+    pub statuses: Vec<(String, TicketStatus, u64)>,
+    /// (ticket, `draw:<date>`, outcome as the draw writes it)
+    pub outcomes: Vec<(String, String, String)>,
+    /// (person tag, active ticket, seconds)
+    pub locks: Vec<(String, String, u64)>,
+    /// (person tag, `until|visible_from`, seconds)
+    pub cooldowns: Vec<(String, String, u64)>,
+}
+
+impl Warm {
+    pub fn len(&self) -> usize {
+        self.statuses.len() + self.outcomes.len() + self.locks.len() + self.cooldowns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Seconds after which a pending lock is considered abandoned.
 const STALE_PENDING_SECS: u64 = 120;
 /// How long an idempotency key is remembered.
@@ -502,6 +525,100 @@ impl RedisStore {
             }
             cursor = next;
         }
+    }
+
+    fn warm_key(&self) -> String {
+        format!("{}:cache:complete", self.prefix)
+    }
+    fn warming_key(&self) -> String {
+        format!("{}:cache:warming", self.prefix)
+    }
+
+    /// Whether a `cache warm` finished since Redis last lost its data (the marker is lost with
+    /// the data, so a restart without persistence or a flush clears it).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn is_warm(&self) -> Result<bool, StoreError> {
+        let mut conn = self.hot().await?;
+        Ok(conn.exists(self.warm_key()).await?)
+    }
+
+    /// Takes (or, with the same token, extends) the one warming lease, for `ttl_secs`. `false`
+    /// when another warm holds it.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn lease_warm(&self, token: &str, ttl_secs: u64) -> Result<bool, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let got: i64 = Script::new(
+            r#"
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"#,
+        )
+        .key(self.warming_key())
+        .arg(token)
+        .arg(ttl_secs.max(1))
+        .invoke_async(&mut *conn)
+        .await?;
+        Ok(got == 1)
+    }
+
+    /// Ends a warm: sets the marker only if this warm's lease survived (a flush while warming
+    /// took the lease with it, and what was written before it is gone too).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn finish_warm(&self, token: &str) -> Result<bool, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let done: i64 = Script::new(
+            r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], '1')
+return 1
+"#,
+        )
+        .key(self.warming_key())
+        .key(self.warm_key())
+        .arg(token)
+        .invoke_async(&mut *conn)
+        .await?;
+        Ok(done == 1)
+    }
+
+    /// Writes what `cache warm` rebuilt from PostgreSQL, in one pipeline: ticket status
+    /// hashes (each with its time to live), draw outcomes on tickets, the persons' locks of
+    /// their active tickets, and winners' cooldowns.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn write_warm(&self, w: &Warm) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        let mut pipe = redis::pipe();
+        for (ticket, st, ttl) in &w.statuses {
+            let key = self.ticket_key(ticket);
+            let mut fields = status_fields(st);
+            fields.push(("status", st.status.clone()));
+            pipe.hset_multiple(&key, &fields).ignore();
+            pipe.expire(&key, (*ttl).max(1) as i64).ignore();
+        }
+        for (ticket, field, value) in &w.outcomes {
+            pipe.hset(self.ticket_key(ticket), field, value).ignore();
+        }
+        for (tag, ticket, ttl) in &w.locks {
+            pipe.set_ex(self.active_key(tag), format!("{ticket}|d"), (*ttl).max(1))
+                .ignore();
+        }
+        for (tag, value, ttl) in &w.cooldowns {
+            pipe.set_ex(self.cooldown_key(tag), value, (*ttl).max(1))
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut *conn).await?;
+        Ok(())
     }
 
     /// # Errors

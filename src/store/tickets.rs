@@ -128,10 +128,10 @@ pub struct TicketRow {
     pub valid_until: chrono::DateTime<chrono::Utc>,
 }
 
-const TICKET_COLUMNS: &str =
+pub(crate) const TICKET_COLUMNS: &str =
     "ticket_id, person_tag, pharmacy_id, product_id, flexible, status, accepted_at, valid_until";
 
-fn row_to_ticket(r: &sea_orm::QueryResult) -> Result<TicketRow, DbErr> {
+pub(crate) fn row_to_ticket(r: &sea_orm::QueryResult) -> Result<TicketRow, DbErr> {
     Ok(TicketRow {
         ticket_id: r.try_get("", "ticket_id")?,
         person_tag: r.try_get("", "person_tag")?,
@@ -157,27 +157,6 @@ pub async fn find(db: &DatabaseConnection, ticket_id: &str) -> Result<Option<Tic
     row.as_ref().map(row_to_ticket).transpose()
 }
 
-/// The person's tickets, newest first, matched on both the id and the phone tag.
-///
-/// # Errors
-/// When the database fails.
-pub async fn find_by_person(
-    db: &DatabaseConnection,
-    person_tag: &str,
-    phone_tag: &str,
-) -> Result<Vec<TicketRow>, DbErr> {
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!(
-                "SELECT {TICKET_COLUMNS} FROM tickets WHERE person_tag = $1 AND phone_tag = $2 ORDER BY ticket_id DESC LIMIT 50"
-            ),
-            vec![person_tag.into(), phone_tag.into()],
-        ))
-        .await?;
-    rows.iter().map(row_to_ticket).collect()
-}
-
 /// # Errors
 /// When the database fails.
 pub async fn count(db: &DatabaseConnection) -> Result<i64, DbErr> {
@@ -191,4 +170,47 @@ pub async fn count(db: &DatabaseConnection) -> Result<i64, DbErr> {
         .map(|r| r.try_get::<i64>("", "n"))
         .transpose()?
         .unwrap_or(0))
+}
+
+/// Where a person stands in PostgreSQL: the intake asks when Redis may have lost its locks and
+/// cooldowns (before `cache warm` has rebuilt them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// A registered ticket still valid at `now`.
+    Active(String),
+    /// A win on this draw date, published from this instant.
+    Won(chrono::NaiveDate, chrono::DateTime<chrono::Utc>),
+}
+
+/// The person's active ticket and their wins on or after `won_since`.
+///
+/// # Errors
+/// When the database fails.
+pub async fn standing(
+    db: &DatabaseConnection,
+    person_tag: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    won_since: chrono::NaiveDate,
+) -> Result<Vec<Standing>, DbErr> {
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT t.ticket_id, NULL::date AS draw_date, NULL::timestamptz AS publish_at FROM tickets t \
+             WHERE t.person_tag = $1 AND t.status = 'registered' AND t.valid_until > $2 \
+             UNION ALL \
+             SELECT t.ticket_id, w.draw_date, d.publish_at FROM tickets t \
+             JOIN draw_winners w ON w.ticket_id = t.ticket_id AND w.draw_date >= $3 \
+             JOIN draws d ON d.draw_date = w.draw_date WHERE t.person_tag = $1",
+            vec![person_tag.into(), now.into(), won_since.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let date: Option<chrono::NaiveDate> = r.try_get("", "draw_date")?;
+            Ok(match date {
+                Some(d) => Standing::Won(d, r.try_get("", "publish_at")?),
+                None => Standing::Active(r.try_get("", "ticket_id")?),
+            })
+        })
+        .collect()
 }

@@ -12,17 +12,19 @@ use serde_json::{json, Value};
 
 use crate::helpers::{id_number, spawn_app, TestApp};
 
-struct Day {
-    ctx: DayContext,
-    root: PathBuf,
-    key: ed25519_dalek::SigningKey,
+pub struct Day {
+    pub ctx: DayContext,
+    pub root: PathBuf,
+    pub key: ed25519_dalek::SigningKey,
 }
 
 impl Day {
-    async fn new(app: &TestApp) -> Self {
-        let root = std::env::temp_dir().join(format!("md-day-{}", uuid::Uuid::new_v4().simple()));
-        day::keys::keygen(&root.join("keys")).unwrap();
-        let key = day::keys::load(&root.join("keys")).unwrap();
+    /// The day of `app`, in the directories of its settings (so its server serves what the
+    /// day writes), with a fresh authority key.
+    pub async fn new(app: &TestApp) -> Self {
+        let root = app.settings.keys_dir.parent().unwrap().to_path_buf();
+        day::keys::keygen(&app.settings.keys_dir).unwrap();
+        let key = day::keys::load(&app.settings.keys_dir).unwrap();
         let ctx = DayContext {
             settings: app.settings.clone(),
             db: app.db.clone(),
@@ -33,11 +35,11 @@ impl Day {
         Self { ctx, root, key }
     }
 
-    fn snapshots(&self) -> PathBuf {
-        self.root.join("snapshots")
+    pub fn snapshots(&self) -> PathBuf {
+        self.ctx.settings.snapshots_dir.clone()
     }
 
-    async fn stock(&self, date: NaiveDate, lines: &[(&str, &str, u32)]) {
+    pub async fn stock(&self, date: NaiveDate, lines: &[(&str, &str, u32)]) {
         let text: String = lines
             .iter()
             .map(|(ph, pr, n)| format!("{ph},{pr},{n}\n"))
@@ -45,7 +47,7 @@ impl Day {
         day::stock::import(&self.ctx, date, &text).await.unwrap();
     }
 
-    async fn seal(&self, date: NaiveDate) -> Result<day::seal::SealReport, day::DayError> {
+    pub async fn seal(&self, date: NaiveDate) -> Result<day::seal::SealReport, day::DayError> {
         let commits = vec![format!(
             "notary={}",
             hex::encode(lottery::text::commitment(&[7u8; 16]))
@@ -60,7 +62,7 @@ impl Day {
         .await
     }
 
-    async fn draw(&self, date: NaiveDate) -> Result<day::draw::DrawReport, day::DayError> {
+    pub async fn draw(&self, date: NaiveDate) -> Result<day::draw::DrawReport, day::DayError> {
         let reveals =
             day::draw::parse_reveals(&[format!("notary={}", hex::encode([7u8; 16]))]).unwrap();
         day::draw::draw(
@@ -69,28 +71,28 @@ impl Day {
             &self.key,
             reveals,
             "dice 1 2 3".into(),
-            &self.root.join("exports"),
+            &self.ctx.settings.exports_dir,
         )
         .await
     }
 
-    fn verify(&self, dir: &Path, previous: Option<&Path>) -> lottery::verify::Report {
+    pub fn verify(&self, dir: &Path, previous: Option<&Path>) -> lottery::verify::Report {
         lottery::verify::verify_dir(dir, &self.key.verifying_key(), previous)
     }
 }
 
-fn today() -> NaiveDate {
+pub fn today() -> NaiveDate {
     Utc::now()
         .with_timezone(&chrono_tz::Asia::Shanghai)
         .date_naive()
 }
 
-fn days(n: i64) -> chrono::Duration {
+pub fn days(n: i64) -> chrono::Duration {
     chrono::Duration::days(n)
 }
 
 /// Pharmacies of one district, so spill between them is possible.
-fn district_pharmacies(app: &TestApp, n: usize) -> Vec<String> {
+pub fn district_pharmacies(app: &TestApp, n: usize) -> Vec<String> {
     let cat = maskdraw::catalog::Catalog::load(&app.settings.static_dir).unwrap();
     let first = cat.pharmacies.values().next().unwrap().district.clone();
     cat.pharmacies
@@ -101,7 +103,12 @@ fn district_pharmacies(app: &TestApp, n: usize) -> Vec<String> {
         .collect()
 }
 
-async fn reserve(app: &TestApp, pharmacy: &str, product: &str, flexible: bool) -> (String, Value) {
+pub async fn reserve(
+    app: &TestApp,
+    pharmacy: &str,
+    product: &str,
+    flexible: bool,
+) -> (String, Value) {
     let body = json!({"id_number": id_number(), "name": "测试", "phone": "13800138000",
                       "pharmacy_id": pharmacy, "product_id": product, "flexible": flexible});
     let resp = app.reserve(&body).await;
@@ -112,7 +119,7 @@ async fn reserve(app: &TestApp, pharmacy: &str, product: &str, flexible: bool) -
 
 /// Moves a ticket's acceptance (and so its validity) `n` days into the past, as if it had
 /// been made then.
-async fn backdate(app: &TestApp, ticket: &str, n: i64) {
+pub async fn backdate(app: &TestApp, ticket: &str, n: i64) {
     app.db
         .execute(Statement::from_string(
             DbBackend::Postgres,
@@ -127,7 +134,7 @@ async fn backdate(app: &TestApp, ticket: &str, n: i64) {
 
 /// A day two days ahead with one registered ticket (KN95 at a pharmacy) and `packs` of stock
 /// for it.
-async fn one_ticket_day(app: &TestApp, packs: u32) -> (Day, String, NaiveDate) {
+pub async fn one_ticket_day(app: &TestApp, packs: u32) -> (Day, String, NaiveDate) {
     let d = Day::new(app).await;
     let ph = district_pharmacies(app, 1);
     let (ticket, _) = reserve(app, &ph[0], "KN95", false).await;
@@ -239,7 +246,6 @@ async fn a_whole_day_is_sealed_drawn_and_verified_and_cannot_be_redone() {
         proof.json::<Value>().await.unwrap()["code"],
         "not_published"
     );
-    let _ = std::fs::remove_dir_all(&d.root);
     app.teardown().await;
 }
 
@@ -261,6 +267,8 @@ async fn published_results_show_outcomes_proofs_and_allow_one_pickup_at_the_righ
     d.seal(date).await.unwrap();
     d.draw(date).await.unwrap();
 
+    // The ticket id alone (public from now on, in entrants.csv) shows the outcome; the holder
+    // secret given with the 202 also shows the pickup code.
     let st: Value = app
         .get(&format!("/api/v1/reservations/{winner}"))
         .await
@@ -273,8 +281,33 @@ async fn published_results_show_outcomes_proofs_and_allow_one_pickup_at_the_righ
     assert_eq!(draw["outcome"], "won");
     assert_eq!(draw["pharmacy_id"], ph[0].as_str());
     assert_eq!(draw["roll"], 1);
+    assert!(draw.get("pickup_code").is_none(), "{st}");
+    let holder =
+        maskdraw::domain::holder_secret(app.settings.hmac_secret.expose().as_bytes(), &winner);
+    let st: Value = app
+        .client
+        .get(format!("{}/api/v1/reservations/{winner}", app.address))
+        .header("X-Holder-Secret", &holder)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let draw = &st["draws"][0];
     let code = draw["pickup_code"].as_str().unwrap().to_string();
     assert_eq!(code.len(), 10);
+    let wrong: Value = app
+        .client
+        .get(format!("{}/api/v1/reservations/{winner}", app.address))
+        .header("X-Holder-Secret", "0".repeat(32))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(wrong["draws"][0].get("pickup_code").is_none(), "{wrong}");
     let lost: Value = app
         .get(&format!("/api/v1/reservations/{loser}"))
         .await
@@ -356,7 +389,6 @@ async fn published_results_show_outcomes_proofs_and_allow_one_pickup_at_the_righ
         refused.json::<Value>().await.unwrap()["code"],
         "cooling_down"
     );
-    let _ = std::fs::remove_dir_all(&d.root);
     app.teardown().await;
 }
 
@@ -377,7 +409,6 @@ async fn a_winner_may_reserve_again_once_the_cooldown_is_over() {
     assert_eq!(app.count_tickets(Some("won")).await, 1);
     let again = app.reserve(&body).await;
     assert_eq!(again.status(), 202, "{:?}", again.text().await);
-    let _ = std::fs::remove_dir_all(&d.root);
     app.teardown().await;
 }
 
@@ -437,7 +468,6 @@ async fn tickets_expire_after_their_validity_and_late_tickets_enter_the_next_dra
         d.seal(first - days(1)).await,
         Err(day::DayError::Refused(_))
     ));
-    let _ = std::fs::remove_dir_all(&d.root);
     app.teardown().await;
 }
 
@@ -459,7 +489,6 @@ async fn a_draw_is_refused_when_a_reveal_does_not_match_its_commitment() {
     assert!(err.is_err());
     assert!(!sealed.dir.join("draw.txt").exists());
     assert!(d.draw(date).await.is_ok());
-    let _ = std::fs::remove_dir_all(&d.root);
     app.teardown().await;
 }
 
@@ -489,7 +518,6 @@ async fn stock_import_reports_bad_lines_and_is_closed_once_sealed() {
         .await
         .unwrap_err();
     assert!(closed.to_string().contains("sealed already"), "{closed}");
-    let _ = std::fs::remove_dir_all(&d.root);
     app.teardown().await;
 }
 
@@ -589,7 +617,6 @@ async fn a_draw_is_refused_when_entrants_csv_changed_after_the_seal() {
     // Put back, the same seal draws.
     std::fs::write(&path, original).unwrap();
     assert!(d.draw(date).await.is_ok());
-    let _ = std::fs::remove_dir_all(&d.root);
     app.teardown().await;
 }
 
@@ -628,7 +655,6 @@ async fn a_seal_that_meets_a_row_breaking_the_format_records_nothing_and_leaves_
         .is_none());
     set_pharmacy(ph[0].clone()).await;
     assert_eq!(d.seal(date).await.unwrap().entrants, 1);
-    let _ = std::fs::remove_dir_all(&d.root);
     app.teardown().await;
 }
 
@@ -662,6 +688,5 @@ async fn a_pool_entrants_name_but_the_stock_left_out_is_sealed_with_zero_packs()
     d.draw(date).await.unwrap();
     let report = d.verify(&sealed.dir, None);
     assert!(report.all_passed(), "{report}");
-    let _ = std::fs::remove_dir_all(&d.root);
     app.teardown().await;
 }

@@ -294,6 +294,8 @@ async fn a_poison_message_is_dead_lettered_and_a_replayed_good_one_is_persisted(
 #[tokio::test]
 async fn the_database_catches_a_duplicate_person_that_redis_missed() {
     let app = spawn_app().await;
+    // Redis is known to be complete, so intake trusts its locks and does not ask PostgreSQL.
+    app.wait_for_cache(true).await;
     let body = reservation();
     let first: Value = app.reserve(&body).await.json().await.unwrap();
     app.wait_for_tickets("registered", 1, Duration::from_secs(20))

@@ -57,7 +57,11 @@ pub async fn isolated_settings(proxy_port: u16) -> (Settings, String) {
         ))
         .await
         .expect("create the test database");
+    let root = std::env::temp_dir().join(format!("md-test-{}", &id[..16]));
     let settings = Settings {
+        snapshots_dir: root.join("snapshots"),
+        exports_dir: root.join("exports"),
+        keys_dir: root.join("keys"),
         database_url: format!("postgres://postgres@127.0.0.1:5432/{db_name}"),
         amqp_url: format!("amqp://guest:guest@127.0.0.1:{proxy_port}/%2f"),
         bind: "127.0.0.1:0".into(),
@@ -66,6 +70,10 @@ pub async fn isolated_settings(proxy_port: u16) -> (Settings, String) {
         queue_prefix: format!("t{}.", &id[..12]),
         static_dir: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static"),
         ip_rate_per_sec: 100_000,
+        status_rate_per_sec: 100_000,
+        proof_rate_per_sec: 100_000,
+        lookup_rate_per_min: 100_000,
+        pickup_rate_per_sec: 100_000,
         person_rate_per_min: 1_000,
         publish_timeout_ms: 1_000,
         ..Settings::default()
@@ -172,6 +180,22 @@ impl TestApp {
         }
     }
 
+    /// Polls `/readyz` until Redis is (or is not) known to hold every live ticket.
+    pub async fn wait_for_cache(&self, complete: bool) {
+        let start = Instant::now();
+        loop {
+            let ready: Value = self.get("/readyz").await.json().await.expect("json");
+            if ready["redis_cache_complete"] == complete {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the cache never became complete={complete}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Stops background tasks, deletes the queues and drops the database.
     pub async fn teardown(self) {
         // Everything that could declare the queues again stops first: the server, the relay,
@@ -197,6 +221,9 @@ impl TestApp {
             let _ = redis.delete_all().await;
         }
         drop(self.db);
+        if let Some(root) = self.settings.keys_dir.parent() {
+            let _ = std::fs::remove_dir_all(root);
+        }
         if let Ok(admin) = Database::connect(PG_ADMIN).await {
             let _ = admin
                 .execute(Statement::from_string(

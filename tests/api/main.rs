@@ -6,4 +6,5 @@ mod day;
 mod durability;
 mod helpers;
 mod pages;
+mod publication;
 mod reservations;

@@ -1,0 +1,186 @@
+//! What the read path keeps in the process so that a status read needs no PostgreSQL round
+//! trip in the normal case (DESIGN.md "Publication: the 18:00 peak"):
+//!
+//! - [`Publications`]: every recorded draw with its `publish_at` and snapshot directory,
+//!   refreshed every second by the monitor and at once (at most every 100 ms) when a ticket
+//!   names a draw the process has not seen. A draw the process does not know is treated as
+//!   unpublished, so staleness can only delay a result, never show it early.
+//! - [`NegativeCache`]: well-formed ticket ids PostgreSQL did not know, remembered briefly
+//!   (cache penetration: a script asking for made-up ids would otherwise cost a query each).
+//! - [`Warmth`]: whether Redis holds every live ticket (`cache warm` finished since Redis last
+//!   lost its data). While it does, a ticket Redis does not know is unknown, and no query is
+//!   needed at all.
+
+pub mod warm;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{DatabaseConnection, DbErr};
+
+use crate::store::draws;
+
+/// A recorded draw as the read path needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawnDay {
+    pub date: NaiveDate,
+    pub publish_at: DateTime<Utc>,
+    pub entrants: i64,
+    pub winners: i64,
+    /// The sealed (and drawn) snapshot directory, as the seal recorded it.
+    pub dir: PathBuf,
+}
+
+impl DrawnDay {
+    pub fn is_published(&self, now: DateTime<Utc>) -> bool {
+        self.publish_at <= now
+    }
+}
+
+/// Refreshes triggered by an unknown draw date come at most this often.
+const MIN_REFRESH: Duration = Duration::from_millis(100);
+
+/// The recorded draws, held in the process.
+pub struct Publications {
+    days: RwLock<Arc<BTreeMap<NaiveDate, DrawnDay>>>,
+    /// Single flight for refreshes, with the time of the last one.
+    refreshing: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Default for Publications {
+    fn default() -> Self {
+        Self {
+            days: RwLock::new(Arc::default()),
+            refreshing: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl Publications {
+    fn snapshot(&self) -> Arc<BTreeMap<NaiveDate, DrawnDay>> {
+        match self.days.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The drawn day `date`, published or not.
+    pub fn day(&self, date: NaiveDate) -> Option<DrawnDay> {
+        self.snapshot().get(&date).cloned()
+    }
+
+    /// Whether `date` was drawn and its results are public at `now`.
+    pub fn is_published(&self, date: NaiveDate, now: DateTime<Utc>) -> bool {
+        self.snapshot()
+            .get(&date)
+            .is_some_and(|d| d.is_published(now))
+    }
+
+    /// Every published day, newest first.
+    pub fn published(&self, now: DateTime<Utc>) -> Vec<DrawnDay> {
+        self.snapshot()
+            .values()
+            .rev()
+            .filter(|d| d.is_published(now))
+            .cloned()
+            .collect()
+    }
+
+    /// Reads every recorded draw from PostgreSQL.
+    ///
+    /// # Errors
+    /// When the database fails; what the process knew stays.
+    pub async fn refresh(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        let mut last = self.refreshing.lock().await;
+        self.load(db).await?;
+        *last = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn load(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        let rows = draws::drawn_days(db).await?;
+        let map: BTreeMap<NaiveDate, DrawnDay> = rows.into_iter().map(|d| (d.date, d)).collect();
+        match self.days.write() {
+            Ok(mut g) => *g = Arc::new(map),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(map),
+        }
+        Ok(())
+    }
+
+    /// Makes sure the draws of `dates` are known if they are recorded: when one is not, reads
+    /// PostgreSQL again, unless another task is doing so or did less than 100 ms ago (then
+    /// the caller goes on with what is known, which can only hide a result, never show one).
+    pub async fn ensure(&self, db: &DatabaseConnection, dates: &[NaiveDate]) {
+        let known = self.snapshot();
+        if dates.iter().all(|d| known.contains_key(d)) {
+            return;
+        }
+        let Ok(mut last) = self.refreshing.try_lock() else {
+            return;
+        };
+        if last.is_some_and(|t| t.elapsed() < MIN_REFRESH) {
+            return;
+        }
+        *last = Some(Instant::now());
+        if let Err(e) = self.load(db).await {
+            tracing::warn!(error = ?e, "refreshing the recorded draws");
+        }
+    }
+}
+
+/// Ticket ids PostgreSQL did not know, for `ttl`.
+pub struct NegativeCache(moka::sync::Cache<u128, ()>);
+
+impl NegativeCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(ttl)
+                .build(),
+        )
+    }
+
+    pub fn is_unknown(&self, ticket: u128) -> bool {
+        self.0.contains_key(&ticket)
+    }
+
+    pub fn remember_unknown(&self, ticket: u128) {
+        self.0.insert(ticket, ());
+    }
+}
+
+/// Whether Redis holds every live ticket, as the monitor last saw it.
+#[derive(Default)]
+pub struct Warmth(AtomicBool);
+
+impl Warmth {
+    pub fn is_complete(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub fn set(&self, complete: bool) {
+        self.0.store(complete, Ordering::Release);
+    }
+}
+
+/// Everything above, shared by the handlers and the monitor.
+pub struct ReadCache {
+    pub publications: Publications,
+    pub unknown: NegativeCache,
+    pub warmth: Warmth,
+}
+
+impl ReadCache {
+    pub fn new(negative_ttl: Duration) -> Self {
+        Self {
+            publications: Publications::default(),
+            unknown: NegativeCache::new(negative_ttl),
+            warmth: Warmth::default(),
+        }
+    }
+}

@@ -161,8 +161,7 @@ function renderTicket(t, ticketId) {
   const id = t.ticket_id || ticketId;
   const draws = Array.isArray(t.draws) ? t.draws : [];
   // A pickup code is sent only to the device holding the ticket's secret, or to a lookup by
-  // identity number and phone; the column is there only when there is a code to show.
-  const codes = draws.some((d) => d.pickup_code);
+  // identity number and phone.
   const wonWithoutCode = draws.some((d) => d.outcome === 'won' && !d.pickup_code);
   return el('div', { class: 'ticket' },
     el('dl', null,
@@ -174,16 +173,14 @@ function renderTicket(t, ticketId) {
       t.accepted_at ? row('受理时间', 'Accepted at', when(t.accepted_at)) : null,
       t.valid_until ? row('有效期至', 'Valid until', when(t.valid_until)) : null),
     draws.length === 0 ? el('p', { class: 'note' }, bi('尚未参加摇号', 'Not in a draw yet')) :
-      el('table', null,
-        el('thead', null, el('tr', null, ['日期 Date', '结果 Result', '药店 Pharmacy', '口罩 Mask', codes ? '取货码 Pickup code' : null, '轮 Roll', '']
-          .filter((h) => h !== null).map((h) => el('th', null, h)))),
-        el('tbody', null, draws.map((d) => el('tr', { class: d.outcome === 'won' ? 'won' : '' },
-          el('td', null, d.date), el('td', null, labelled(OUTCOME, d.outcome)),
-          el('td', null, d.pharmacy_id ? pharmacyName(d.pharmacy_id) : '—'),
-          el('td', null, d.product_id ? productName(d.product_id) : '—'),
-          codes ? el('td', null, d.pickup_code ? el('b', { class: 'code' }, d.pickup_code) : '—') : null,
-          el('td', null, d.roll != null ? String(d.roll) : '—'),
-          el('td', null, el('a', { href: '#proof', onclick: () => fillProof(id, d.date) }, '核验 Check')))))),
+      // One block per draw rather than a table: at 360 px a table's last column (the pickup
+      // code, the one thing a winner needs) would sit off screen.
+      el('ul', { class: 'draws' }, draws.map((d) => el('li', { class: d.outcome === 'won' ? 'won' : '' },
+        el('p', null, el('b', null, d.date), ' · ', labelled(OUTCOME, d.outcome),
+          d.roll != null ? el('small', null, ` · 第 ${d.roll} 轮 roll ${d.roll}`) : null, ' ',
+          el('a', { href: '#proof', onclick: () => fillProof(id, d.date) }, '核验 Check')),
+        d.pharmacy_id ? el('p', null, bi('取货药店', 'Pickup pharmacy'), ' ', pharmacyName(d.pharmacy_id)) : null,
+        d.pickup_code ? el('p', null, bi('取货码', 'Pickup code'), ' ', el('b', { class: 'code' }, d.pickup_code)) : null))),
     wonWithoutCode ? el('p', { class: 'note' }, bi('取货码只显示在预约时使用的手机上，或用身份证号和手机号查询时显示。',
       'The pickup code shows only on the device that made the reservation, or when you look up by ID number and phone.')) : null);
 }
@@ -305,6 +302,9 @@ async function proof(ev) {
   button.disabled = true;
   try {
     await checkProof(out, id, date, pharmacyName);
+  } catch (e) {
+    // A bug here must not leave the person looking at "checking…" for ever.
+    show(out, 'err', bi(`本页出错，未能完成核验：${e.message}`, `This page failed and could not finish the check: ${e.message}`));
   } finally {
     button.disabled = false;
   }

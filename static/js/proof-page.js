@@ -30,19 +30,50 @@ const STATE = {
   null: ['–', 'skip', '未核验', 'not checked'],
 };
 
+// The server allows each client a few proof and file downloads a second and answers 429 with
+// Retry-After beyond that; a check needs nine, so the page asks a few at a time and waits as told.
+const PARALLEL = 3;
+const MAX_WAITS = 6;
+
+/** fetch, waiting as told on 429/503 (at most MAX_WAITS times, at most 10 s each); null offline. */
+async function politeFetch(url, init) {
+  for (let waited = 0; ; waited += 1) {
+    let res;
+    try {
+      res = await fetch(url, init);
+    } catch (_) {
+      return null;
+    }
+    if ((res.status !== 429 && res.status !== 503) || waited === MAX_WAITS) return res;
+    const seconds = Math.min(10, Math.max(1, parseInt(res.headers.get('Retry-After'), 10) || 1));
+    await new Promise((resolve) => { setTimeout(resolve, seconds * 1000); });
+  }
+}
+
 /** The bytes at a URL, or { error } saying why not (the server's error code when it sent one). */
 async function download(url) {
-  let res;
-  try {
-    res = await fetch(url);
-  } catch (_) {
-    return { error: 'network error' };
-  }
+  const res = await politeFetch(url);
+  if (!res) return { error: 'network error' };
   if (!res.ok) {
     const body = await res.json().catch(() => null);
     return { error: `HTTP ${res.status}${body && body.code ? ` ${body.code}` : ''}` };
   }
   return new Uint8Array(await res.arrayBuffer());
+}
+
+/** Runs `jobs` (functions returning promises) at most `n` at a time; results in order. */
+async function limited(jobs, n, onDone) {
+  const results = new Array(jobs.length);
+  let next = 0, done = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      results[i] = await jobs[i]();
+      onDone(++done, jobs.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, jobs.length) }, worker));
+  return results;
 }
 
 /** A UTC time of seal.txt as Beijing time, the time people here read. */
@@ -123,11 +154,12 @@ function numbers(facts, proof, date, pharmacyName) {
  * `pharmacyName(id)` gives a pharmacy's display name.
  */
 export async function checkProof(out, ticketId, date, pharmacyName) {
-  show(out, 'busy', bi('正在下载证明和签名文件，并在本机核验…', 'Downloading the proof and the signed files, checking them on this device…'));
-  const [proofRes, ...files] = await Promise.all([
-    fetch(PROOF_API(ticketId, date), { headers: { Accept: 'application/json' } }).catch(() => null),
-    ...FILES.map((f) => download(FILE_URL(date, f))),
-  ]);
+  const busy = (done, all) => show(out, 'busy', bi(`正在下载证明和签名文件（${done}/${all}），并在本机核验…`,
+    `Downloading the proof and the signed files (${done}/${all}), to check them on this device…`));
+  busy(0, FILES.length + 1);
+  // The proof first: before publication (or for a ticket not in that draw) the files are not
+  // worth asking for.
+  const proofRes = await politeFetch(PROOF_API(ticketId, date), { headers: { Accept: 'application/json' } });
   if (!proofRes) return show(out, 'err', bi('网络错误，请重试', 'Network error; please try again'));
   const body = await proofRes.json().catch(() => null);
   if (!proofRes.ok) {
@@ -135,6 +167,8 @@ export async function checkProof(out, ticketId, date, pharmacyName) {
     return show(out, 'err', body && body.message ? body.message : `HTTP ${proofRes.status}`,
       body && body.code ? el('small', null, ` (${body.code})`) : null);
   }
+  const files = await limited(FILES.map((f) => () => download(FILE_URL(date, f))), PARALLEL,
+    (done) => busy(done + 1, FILES.length + 1));
   const result = await verifyTicket({ ticketId, date, proof: body, files: Object.fromEntries(FILES.map((f, i) => [f, files[i]])) });
   out.replaceChildren(
     verdict(result),

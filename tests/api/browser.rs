@@ -10,13 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{NaiveDate, Utc};
-use maskdraw::day::{self, DayContext};
-use maskdraw::store::redis::RedisStore;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use serde_json::{json, Value};
+use chrono::NaiveDate;
+use maskdraw::config::Settings;
+use serde_json::Value;
 
-use crate::helpers::{id_number, spawn_app, TestApp};
+use crate::day::{backdate, days, reserve, today, Day};
+use crate::helpers::{id_number, spawn_app, spawn_app_with, Options, TestApp};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -103,89 +102,55 @@ async fn a_person_reserves_through_the_page_and_sees_the_ticket_within_360_px() 
     app.teardown().await;
 }
 
-/// A day drawn yesterday (so published at 18:00 yesterday) at `pharmacy`: the ticket already
-/// made in the page (KN95, the only one, 1 pack: it wins) and three more for one pack of
-/// MED-SURG, none flexible: one wins under the pool's cutoff, two lose. Returns the temporary
-/// root (keys, snapshots, exports), the date, a MED-SURG winner and a loser.
-async fn published_day(app: &TestApp, pharmacy: &str, root: &Path) -> (NaiveDate, String, String) {
-    day::keys::keygen(&root.join("keys")).unwrap();
-    let key = day::keys::load(&root.join("keys")).unwrap();
-    let ctx = DayContext {
-        settings: app.settings.clone(),
-        db: app.db.clone(),
-        redis: RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap(),
-        catalog: maskdraw::catalog::Catalog::load(&app.settings.static_dir).unwrap(),
-        progress: false,
-    };
+/// A day drawn yesterday (so published at 18:00 yesterday) at `pharmacy`, in the app's own
+/// snapshot and key directories (so its server serves it): the ticket already made in the page
+/// (KN95, the only one, 1 pack: it wins) and three more for one pack of MED-SURG, none flexible:
+/// one wins under the pool's cutoff, two lose. Returns the date, a MED-SURG winner and a loser.
+async fn published_day(
+    app: &TestApp,
+    pharmacy: &str,
+    page_ticket: &str,
+) -> (NaiveDate, String, String) {
+    let d = Day::new(app).await;
     let mut tickets = Vec::new();
     for _ in 0..3 {
-        let body = json!({"id_number": id_number(), "name": "测试", "phone": "13800138000",
-                          "pharmacy_id": pharmacy, "product_id": "MED-SURG", "flexible": false});
-        let resp = app.reserve(&body).await;
-        assert_eq!(resp.status(), 202);
-        let v: Value = resp.json().await.unwrap();
-        tickets.push(v["ticket_id"].as_str().unwrap().to_string());
+        tickets.push(reserve(app, pharmacy, "MED-SURG", false).await.0);
     }
     app.wait_for_tickets("registered", 4, Duration::from_secs(30))
         .await;
-    // Made three days ago, so they are in yesterday's draw.
-    app.db
-        .execute(Statement::from_string(
-            DbBackend::Postgres,
-            "UPDATE tickets SET accepted_at = accepted_at - interval '3 days', \
-             valid_until = valid_until - interval '3 days'"
-                .to_string(),
-        ))
-        .await
-        .unwrap();
-    let date = Utc::now()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .date_naive()
-        - chrono::Duration::days(1);
-    day::stock::import(
-        &ctx,
-        date,
-        &format!("{pharmacy},KN95,1\n{pharmacy},MED-SURG,1\n"),
-    )
-    .await
-    .unwrap();
-    let commits = vec![format!(
-        "notary={}",
-        hex::encode(lottery::text::commitment(&[7u8; 16]))
-    )];
-    day::seal::seal(
-        &ctx,
-        date,
-        &key,
-        day::seal::parse_commits(&commits).unwrap(),
-        &root.join("snapshots"),
-    )
-    .await
-    .unwrap();
-    let reveals =
-        day::draw::parse_reveals(&[format!("notary={}", hex::encode([7u8; 16]))]).unwrap();
-    day::draw::draw(
-        &ctx,
-        date,
-        &key,
-        reveals,
-        "dice 4 2 6 browser".into(),
-        &root.join("exports"),
-    )
-    .await
-    .unwrap();
+    for t in tickets.iter().map(String::as_str).chain([page_ticket]) {
+        backdate(app, t, 3).await;
+    }
+    let date = today() - days(1);
+    d.stock(date, &[(pharmacy, "KN95", 1), (pharmacy, "MED-SURG", 1)])
+        .await;
+    d.seal(date).await.unwrap();
+    d.draw(date).await.unwrap();
+    // The server learns of a new draw within a second (its publication cache); until then the
+    // tickets show no draw, so this polls, bounded.
     let (mut winner, mut loser) = (None, None);
+    let start = std::time::Instant::now();
     for t in tickets {
-        let st: Value = app
-            .get(&format!("/api/v1/reservations/{t}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        match st["draws"][0]["outcome"].as_str() {
-            Some("won") => winner = Some(t),
-            Some("lost") => loser = Some(t),
-            other => panic!("ticket {t} has outcome {other:?}: {st}"),
+        let outcome = loop {
+            let st: Value = app
+                .get(&format!("/api/v1/reservations/{t}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if let Some(o) = st["draws"][0]["outcome"].as_str() {
+                break o.to_string();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "ticket {t} shows no draw: {st}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        match outcome.as_str() {
+            "won" => winner = Some(t),
+            "lost" => loser = Some(t),
+            other => panic!("ticket {t} has outcome {other}"),
         }
     }
     (date, winner.expect("a winner"), loser.expect("a loser"))
@@ -193,12 +158,18 @@ async fn published_day(app: &TestApp, pharmacy: &str, root: &Path) -> (NaiveDate
 
 #[tokio::test]
 async fn a_day_drawn_after_reserving_in_the_page_checks_out_in_the_page_and_tampering_shows() {
-    let app = spawn_app().await;
-    let root = std::env::temp_dir().join(format!("md-browser-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&root).unwrap();
-    let state = root.join("page-state.json");
+    // The production limit on proofs and published files per client (the page asks for nine
+    // things at once, so it must pace itself when told to wait).
+    let app = spawn_app_with(Options::default(), |s| {
+        s.proof_rate_per_sec = Settings::default().proof_rate_per_sec;
+    })
+    .await;
+    let state = std::env::temp_dir().join(format!(
+        "md-page-state-{}.json",
+        uuid::Uuid::new_v4().simple()
+    ));
     let (holder_ticket, pharmacy) = reserve_in_page(&app, Some(&state)).await;
-    let (date, winner, loser) = published_day(&app, &pharmacy, &root).await;
+    let (date, winner, loser) = published_day(&app, &pharmacy, &holder_ticket).await;
     node_test(
         &harness(),
         &["proof.test.mjs"],
@@ -213,6 +184,6 @@ async fn a_day_drawn_after_reserving_in_the_page_checks_out_in_the_page_and_tamp
         ],
     )
     .await;
-    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_file(&state);
     app.teardown().await;
 }

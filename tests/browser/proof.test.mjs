@@ -23,8 +23,18 @@ async function checkOnPage(ticket, tamper) {
   await form.getByLabel('预约编号').fill(ticket);
   await form.getByLabel('摇号日期').fill(DATE);
   await form.getByRole('button', { name: /下载并核验/ }).click();
-  await page.locator('#proof-out .verdict').waitFor();
+  await verdictShown(page);
   return page;
+}
+
+/** Waits for the verdict; when it never comes, says what the page shows instead (and keeps it). */
+async function verdictShown(page) {
+  try {
+    await page.locator('#proof-out .verdict').waitFor({ timeout: 60_000 });
+  } catch (e) {
+    await screenshot(page, `no-verdict-${Date.now()}`);
+    throw new Error(`no verdict; the page shows "${await text(page.locator('#proof-out'))}"; page errors: ${JSON.stringify(page.errors())}`);
+  }
 }
 
 /** Each check as the person reads it: { title → { state, text } }. */
@@ -134,7 +144,7 @@ test('the device that reserved sees its win and its pickup code', async () => {
   await ticket.waitFor();
   const seen = await text(ticket);
   assert.match(seen, /已中签/);
-  assert.match(seen, new RegExp(`${DATE} 中签 won`));
+  assert.match(seen, new RegExp(`${DATE} · 中签 won`));
   assert.match(seen, /取货码 Pickup code/);
   assert.match(await text(ticket.locator('b.code')), /^[0-9A-Z]{10}$/);
   assert.ok(await scrollWidth(page) <= 360);
@@ -151,13 +161,13 @@ test('another device sees the outcome without the pickup code and checks it from
   const ticket = page.locator('#status-out .ticket');
   await ticket.waitFor();
   const seen = await text(ticket);
-  assert.match(seen, new RegExp(`${DATE} 中签 won`));
+  assert.match(seen, new RegExp(`${DATE} · 中签 won`));
   assert.doesNotMatch(seen, /取货码 Pickup code/);
   assert.match(seen, /The pickup code shows only on the device that made the reservation/);
   await screenshot(page, 'status-2-other-device');
   // "Check" beside the draw opens the proof of that ticket and date, and it checks out.
   await ticket.getByRole('link', { name: /核验/ }).click();
-  await page.locator('#proof-out .verdict').waitFor();
+  await verdictShown(page);
   assert.match(await text(page.locator('#proof-out .verdict')), /All 13 checks passed/);
   assert.equal(await page.locator('#proof-form [name=date]').inputValue(), DATE);
   await screenshot(page, 'status-3-checked-from-status');

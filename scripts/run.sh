@@ -4,6 +4,8 @@
 #
 #   scripts/run.sh                      # serve on MASKDRAW_BIND (default 127.0.0.1:8080)
 #   scripts/run.sh --demo 2000          # first run a whole simulated day with 2000 citizens
+#                                       # (drawn yesterday, so its results are published) and
+#                                       # serve that day
 #
 # Configuration: maskdraw.toml beside this repository's root, then MASKDRAW_* variables.
 set -euo pipefail
@@ -13,7 +15,13 @@ cargo build --release --locked --bins
 bin=target/release/maskdraw
 "$bin" migrate
 if [[ "${1:-}" == "--demo" ]]; then
-  "$bin" demo --citizens "${2:-2000}"
+  # The demo keeps its own database, Redis keys and queues; the server below shows its day.
+  env_file=target/demo.env
+  "$bin" demo --citizens "${2:-2000}" --published --env-file "$env_file"
+  set -a
+  # shellcheck disable=SC1090
+  . "$env_file"
+  set +a
 fi
-echo "maskdraw: serving on ${MASKDRAW_BIND:-127.0.0.1:8080} (pages at /, API at /api/v1, metrics at /metrics)"
+echo "maskdraw: serving on ${MASKDRAW_BIND:-127.0.0.1:8080}: the page at http://${MASKDRAW_BIND:-127.0.0.1:8080}/ (API at /api/v1, metrics at /metrics)"
 exec "$bin" serve --with-persister

@@ -97,6 +97,9 @@ pub struct Settings {
     /// Rebuild Redis from PostgreSQL by itself when it finds Redis has lost its data
     /// (`maskdraw cache warm`, one server at a time).
     pub auto_warm: bool,
+    /// Intake's clock runs this many seconds off the real one: the demo uses it to simulate a
+    /// day whose entries closed in the past. Development only.
+    pub simulated_clock_offset_secs: i64,
 }
 
 impl Default for Settings {
@@ -136,6 +139,7 @@ impl Default for Settings {
             pickup_rate_per_sec: 10,
             negative_cache_secs: 30,
             auto_warm: true,
+            simulated_clock_offset_secs: 0,
         }
     }
 }
@@ -193,6 +197,12 @@ impl Settings {
             return Err(ConfigError::Invalid(name, "must be at least 1".into()));
         }
         self.proxies()?;
+        if self.simulated_clock_offset_secs.abs() > 400 * 86_400 {
+            return Err(ConfigError::Invalid(
+                "simulated_clock_offset_secs",
+                "must be within 400 days".into(),
+            ));
+        }
         Ok(())
     }
 

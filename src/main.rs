@@ -106,8 +106,19 @@ enum Command {
     Demo {
         #[arg(long, default_value_t = 2000)]
         citizens: usize,
+        /// The draw date (default: tomorrow; a past date is filled with reservations accepted
+        /// before its cutoff on a simulated clock).
         #[arg(long)]
         date: Option<NaiveDate>,
+        /// Draw yesterday, so the results are already published.
+        #[arg(long, conflicts_with = "date")]
+        published: bool,
+        /// Where the snapshot, exports and a throwaway key pair go (default: demo/<timestamp>).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Keep the demo's data and write here the MASKDRAW_* settings that serve its day.
+        #[arg(long)]
+        env_file: Option<PathBuf>,
     },
 }
 
@@ -222,11 +233,22 @@ async fn main() -> anyhow::Result<()> {
             println!("{report}");
             Ok(())
         }
-        Command::Demo { citizens, date } => {
+        Command::Demo {
+            citizens,
+            date,
+            published,
+            root,
+            env_file,
+        } => {
+            let root = root.unwrap_or_else(|| {
+                PathBuf::from("demo").join(chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string())
+            });
             let opts = day::demo::DemoOptions {
                 citizens,
                 date,
-                root: PathBuf::from("."),
+                published,
+                root,
+                env_file,
                 progress: true,
             };
             print!("{}", day::demo::run(settings, opts).await?);

@@ -40,6 +40,13 @@ pub struct AppState {
     pub cache: ReadCache,
 }
 
+impl AppState {
+    /// The intake's clock: real time, unless the demo simulates a day in the past.
+    pub fn intake_now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + chrono::Duration::seconds(self.settings.simulated_clock_offset_secs)
+    }
+}
+
 /// The client a request comes from, for the per-client limits (see `admission`).
 pub fn client(req: &actix_web::HttpRequest, state: &AppState) -> std::net::IpAddr {
     let peer = req

@@ -256,29 +256,38 @@ pub async fn create(
     let tag = person_tag(secret, &input.id_number);
     state.admission.check_person(&tag)?;
 
-    let now = Utc::now();
+    let now = state.intake_now();
     if !state.cache.warmth.is_complete() {
         refuse_from_database(&state, &tag, now).await?;
     }
     let valid_until = now + chrono::Duration::days(i64::from(state.settings.validity_days));
     let ticket = TicketId::generate(now.timestamp_millis().max(0) as u64).to_string();
-    let lock_ttl = (valid_until - now).num_seconds().max(1) as u64 + 3600;
-    match redis
-        .reserve(
-            &tag,
-            &ticket,
-            lock_ttl,
-            now.timestamp().max(0) as u64,
-            idem.as_deref(),
-        )
+    let event = ReservationEvent {
+        ticket_id: ticket.clone(),
+        person_tag: tag.clone(),
+        phone_tag: phone_tag(secret, &input.phone),
+        masked_id: input.id_number.masked(),
+        pharmacy_id: input.pharmacy_id.clone(),
+        product_id: input.product_id.clone(),
+        flexible: input.flexible,
+        accepted_at: now,
+        valid_until,
+    };
+    drop(input);
+    // The lock lives exactly as long as the ticket is valid: from then on the person may
+    // reserve again (the persister expires the old ticket if no seal has yet).
+    let lock_ttl = (valid_until - now).num_seconds().max(1) as u64;
+    let event = match redis
+        .reserve(&tag, &ticket, &event.to_bytes(), lock_ttl, idem.as_deref())
         .await?
     {
-        Reserve::Granted => {}
-        Reserve::Replay {
-            ticket,
-            durable: true,
-        } => return replay(&state, redis, &ticket).await,
-        Reserve::Replay { durable: false, .. } => {
+        Reserve::Granted => event,
+        Reserve::Resend { ticket, event } => ReservationEvent::from_bytes(&event).map_err(|e| {
+            tracing::error!(error = %e, ticket, "a kept reservation does not parse");
+            ApiError::new(Code::Internal, "something went wrong on our side")
+        })?,
+        Reserve::Replay { ticket } => return replay(&state, redis, &ticket).await,
+        Reserve::InProgress => {
             return Err(ApiError::new(
                 Code::RequestInProgress,
                 "this request is still being processed",
@@ -297,23 +306,13 @@ pub async fn create(
                 format!("you won recently; you may reserve again from {until}"),
             ))
         }
-    }
-
-    let event = ReservationEvent {
-        ticket_id: ticket.clone(),
-        person_tag: tag.clone(),
-        phone_tag: phone_tag(secret, &input.phone),
-        masked_id: input.id_number.masked(),
-        pharmacy_id: input.pharmacy_id.clone(),
-        product_id: input.product_id.clone(),
-        flexible: input.flexible,
-        accepted_at: now,
-        valid_until,
     };
-    drop(input);
+    let (ticket, valid_until) = (event.ticket_id.clone(), event.valid_until);
     if let Err(e) = state.publisher.publish(event).await {
-        if let Err(re) = redis.release(&tag, &ticket, idem.as_deref()).await {
-            tracing::error!(error = ?re, "could not release the lock of a reservation that was not taken");
+        // The message may have reached the broker even so (a lost confirm): the lock stays,
+        // in doubt, and the person's next request publishes this same ticket again.
+        if let Err(re) = redis.fail(&tag, &ticket).await {
+            tracing::warn!(error = ?re, "could not mark a reservation in doubt; its lock goes stale instead");
         }
         return Err(ApiError::unavailable(&e));
     }

@@ -2,6 +2,12 @@
 //! database of its own so it never touches real data: citizens reserve through the HTTP API,
 //! the persister drains, stock is imported, the day is sealed and drawn, and the notary's
 //! verification runs on the result.
+//!
+//! For a draw date in the past (`--date`, or `--published` for yesterday, whose results are
+//! already public) the intake's clock is set back to two hours before that day's cutoff, so the
+//! reservations are accepted in time and the day is full. With `--env-file` the demo leaves
+//! its database, Redis keys and queues in place and writes the settings a server needs to show
+//! the day (`scripts/run.sh --demo` serves it).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,8 +28,12 @@ use crate::store::redis::RedisStore;
 pub struct DemoOptions {
     pub citizens: usize,
     pub date: Option<NaiveDate>,
+    /// Draw yesterday (in the city), so the results are published when the demo ends.
+    pub published: bool,
     /// Where `snapshots/`, `exports/` and `keys/` go.
     pub root: PathBuf,
+    /// Write the `MASKDRAW_*` settings of the demo's day here and leave its data in place.
+    pub env_file: Option<PathBuf>,
     pub progress: bool,
 }
 
@@ -61,7 +71,12 @@ fn identity(rng: &mut impl Rng) -> String {
 pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> {
     let mut out = String::new();
     let t0 = Instant::now();
-    let stamp = Utc::now().format("%Y%m%d%H%M%S").to_string();
+    // Two demos in the same second (tests) must not share a database, keys or queues.
+    let stamp = format!(
+        "{}{:04x}",
+        Utc::now().format("%Y%m%d%H%M%S"),
+        rand::random::<u16>()
+    );
     let (admin, _) = admin_url(&base.database_url)?;
     let db_name = format!("maskdraw_demo_{stamp}");
     let admin_db = Database::connect(&admin).await?;
@@ -80,6 +95,32 @@ pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> 
     settings.queue_prefix = format!("demo{stamp}.");
     settings.bind = "127.0.0.1:0".into();
     settings.ip_rate_per_sec = 1_000_000;
+    settings.snapshots_dir = opts.root.join("snapshots");
+    settings.exports_dir = opts.root.join("exports");
+    settings.keys_dir = opts.root.join("keys");
+
+    // The day: the one asked for, yesterday, or tomorrow in the city.
+    let tz = settings.tz()?;
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let date = match (opts.date, opts.published) {
+        (Some(d), _) => d,
+        (None, true) => today - chrono::Duration::days(1),
+        (None, false) => today + chrono::Duration::days(1),
+    };
+    if super::day_dir(&settings.snapshots_dir, date).exists() {
+        return Err(DayError::Refused(format!(
+            "{} exists already; pick another --date or --root",
+            super::day_dir(&settings.snapshots_dir, date).display()
+        )));
+    }
+    // A day whose entries closed already: reservations are accepted two hours before its
+    // cutoff, on the intake's simulated clock.
+    let cut = super::cutoff(&settings, date)?;
+    if cut <= Utc::now() {
+        settings.simulated_clock_offset_secs =
+            (cut - chrono::Duration::hours(2) - Utc::now()).num_seconds();
+        settings.check()?;
+    }
 
     let app = Application::build(settings.clone(), true)
         .await
@@ -97,39 +138,19 @@ pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> 
         progress: opts.progress,
     };
 
-    // Keys: the operator's own if keys/ has them, a new pair otherwise.
-    let key_dir = opts.root.join("keys");
+    // Keys: the demo's own, unless its root has some already.
+    let key_dir = settings.keys_dir.clone();
     if !key_dir.join(keys::SECRET_FILE).exists() {
         keys::keygen(&key_dir)?;
     }
     let key = keys::load(&key_dir)?;
-
-    // The day: tomorrow in the city, or the next date without a snapshot directory.
-    let snapshots = opts.root.join("snapshots");
-    let date = match opts.date {
-        Some(d) if super::day_dir(&snapshots, d).exists() => {
-            return Err(DayError::Refused(format!(
-                "{} exists already; pick another --date",
-                super::day_dir(&snapshots, d).display()
-            )))
-        }
-        Some(d) => d,
-        None => {
-            let tz = settings.tz()?;
-            let mut d = Utc::now().with_timezone(&tz).date_naive() + chrono::Duration::days(1);
-            while super::day_dir(&snapshots, d).exists() {
-                d += chrono::Duration::days(1);
-            }
-            d
-        }
-    };
+    let snapshots = settings.snapshots_dir.clone();
 
     // Citizens reserve through the HTTP API, 64 at a time, with a skewed choice of pharmacy.
     let t = Instant::now();
     let pharmacies: Vec<String> = ctx.catalog.pharmacies.keys().cloned().collect();
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/api/v1/reservations");
-    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let bar = super::Bar::new(opts.progress);
     bar.step("citizens reserving");
     let mut rng = rand::rngs::StdRng::from_entropy();
@@ -150,24 +171,44 @@ pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> 
     let sem = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = Vec::with_capacity(bodies.len());
     for body in bodies {
-        let (client, url, accepted, sem) =
-            (client.clone(), url.clone(), accepted.clone(), sem.clone());
+        let (client, url, sem) = (client.clone(), url.clone(), sem.clone());
         let permit = sem.acquire_owned().await.map_err(refused)?;
         bar.inc(1);
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
-            if let Ok(r) = client.post(&url).json(&body).send().await {
-                if r.status().as_u16() == 202 {
-                    accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let answer = match client.post(&url).json(&body).send().await {
+                Ok(r) if r.status().as_u16() == 202 => match r.json::<serde_json::Value>().await {
+                    Ok(v) => Answer::Accepted(v["ticket_id"].as_str().unwrap_or("").to_string()),
+                    Err(_) => Answer::Refused("unreadable 202".into()),
+                },
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let code = r
+                        .json::<serde_json::Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["code"].as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    Answer::Refused(format!("{status} {code}"))
                 }
-            }
+                Err(e) => Answer::Refused(format!("no answer: {e}")),
+            };
+            (body, answer)
         }));
     }
+    let mut people: std::collections::HashMap<String, serde_json::Value> = Default::default();
+    let mut refusals: std::collections::BTreeMap<String, usize> = Default::default();
     for task in tasks {
-        let _ = task.await;
+        match task.await {
+            Ok((body, Answer::Accepted(ticket))) => {
+                people.insert(ticket, body);
+            }
+            Ok((_, Answer::Refused(why))) => *refusals.entry(why).or_default() += 1,
+            Err(e) => *refusals.entry(format!("task failed: {e}")).or_default() += 1,
+        }
     }
     bar.done();
-    let accepted = accepted.load(std::sync::atomic::Ordering::Relaxed);
+    let accepted = people.len();
     let reserve_secs = t.elapsed().as_secs_f64();
 
     // The persister drains into PostgreSQL.
@@ -233,7 +274,7 @@ pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> 
         &key,
         draw::parse_reveals(&reveals)?,
         material.clone(),
-        &opts.root.join("exports"),
+        &settings.exports_dir,
     )
     .await?;
 
@@ -243,14 +284,26 @@ pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> 
     let verify_secs = t.elapsed().as_secs_f64();
 
     running.stop().await;
-    delete_queues(&settings).await;
-    if let Err(e) = ctx.redis.delete_all().await {
-        tracing::warn!(error = ?e, "removing the demo's Redis keys");
+    match &opts.env_file {
+        Some(path) => write_env(path, &settings)?,
+        None => {
+            delete_queues(&settings).await;
+            if let Err(e) = ctx.redis.delete_all().await {
+                tracing::warn!(error = ?e, "removing the demo's Redis keys");
+            }
+        }
     }
     out.push_str(&format!(
         "maskdraw demo: {} citizens, draw date {date}\n\n",
         opts.citizens
     ));
+    if !refusals.is_empty() {
+        out.push_str("refused reservations\n");
+        for (why, n) in &refusals {
+            out.push_str(&format!("  {n:>6}  {why}\n"));
+        }
+        out.push('\n');
+    }
     out.push_str("timings\n");
     out.push_str(&format!(
         "  reserve via HTTP     {reserve_secs:>8.2} s  ({accepted} accepted, {:.0}/s)\n",
@@ -289,12 +342,104 @@ pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> 
         sealed.dir.display(),
         key_dir.join(keys::PUBLIC_FILE).display()
     ));
+    out.push_str(&try_it(
+        &drawn,
+        &sealed.dir,
+        &people,
+        date,
+        &settings,
+        &base.bind,
+    ));
     if !report.all_passed() {
         return Err(DayError::Refused(format!(
             "{out}\nthe notary's verification FAILED"
         )));
     }
     Ok(out)
+}
+
+/// What a reservation got.
+enum Answer {
+    Accepted(String),
+    /// The status and error code.
+    Refused(String),
+}
+
+/// A winning and a losing ticket to look at, with the identity that finds them.
+fn try_it(
+    drawn: &draw::DrawReport,
+    dir: &std::path::Path,
+    people: &std::collections::HashMap<String, serde_json::Value>,
+    date: NaiveDate,
+    settings: &Settings,
+    bind: &str,
+) -> String {
+    let won: std::collections::HashSet<String> = drawn
+        .outcome
+        .winners
+        .iter()
+        .map(|w| w.ticket_id.to_string())
+        .collect();
+    let entrants = std::fs::read_to_string(dir.join("entrants.csv")).unwrap_or_default();
+    let loser = entrants
+        .lines()
+        .filter_map(|l| l.split(',').next())
+        .find(|t| !won.contains(*t));
+    let winner = drawn
+        .outcome
+        .winners
+        .first()
+        .map(|w| w.ticket_id.to_string());
+    let public = crate::day::publish_at(settings, date)
+        .map(|t| t <= Utc::now())
+        .unwrap_or(false);
+    let mut out = format!(
+        "\ntry it (the page: http://{bind}/ once the server runs)\n  draw date  {date}{}\n",
+        if public {
+            ", results published"
+        } else {
+            ", results hidden until publish_at"
+        }
+    );
+    for (what, ticket) in [("winning", winner), ("losing", loser.map(str::to_string))] {
+        let Some(t) = ticket else { continue };
+        let who = people
+            .get(&t)
+            .map(|b| {
+                format!(
+                    " (id number {}, phone {})",
+                    b["id_number"].as_str().unwrap_or(""),
+                    b["phone"].as_str().unwrap_or("")
+                )
+            })
+            .unwrap_or_default();
+        out.push_str(&format!("  {what:<8} ticket {t}{who}\n"));
+    }
+    out
+}
+
+/// The settings a server needs to show the demo's day, as `MASKDRAW_*` lines for a shell.
+fn write_env(path: &std::path::Path, settings: &Settings) -> Result<(), DayError> {
+    let abs = |p: &std::path::Path| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string()
+    };
+    let text = format!(
+        "MASKDRAW_DATABASE_URL={}\nMASKDRAW_KEY_PREFIX={}\nMASKDRAW_QUEUE_PREFIX={}\n\
+         MASKDRAW_SNAPSHOTS_DIR={}\nMASKDRAW_EXPORTS_DIR={}\nMASKDRAW_KEYS_DIR={}\n",
+        settings.database_url,
+        settings.key_prefix,
+        settings.queue_prefix,
+        abs(&settings.snapshots_dir),
+        abs(&settings.exports_dir),
+        abs(&settings.keys_dir),
+    );
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(super::io(dir.display()))?;
+    }
+    std::fs::write(path, text).map_err(super::io(path.display()))
 }
 
 /// The demo's queues are empty by now; it leaves nothing behind in the broker.

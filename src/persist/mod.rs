@@ -77,6 +77,7 @@ impl Persister {
             outcome.stored.inserted.extend(stored.inserted);
             outcome.stored.rejected.extend(stored.rejected);
             outcome.stored.duplicates += stored.duplicates;
+            outcome.stored.expired.extend(stored.expired);
         }
         self.after_commit(&events, &outcome.stored).await;
         Ok(outcome)
@@ -130,6 +131,14 @@ impl Persister {
             .await
         {
             tracing::warn!(error = ?err, "updating ticket statuses in redis");
+        }
+        if stored.expired.is_empty() {
+        } else if let Err(err) = self
+            .redis
+            .record_outcome(&stored.expired, "status", "expired")
+            .await
+        {
+            tracing::warn!(error = ?err, "marking replaced tickets expired in redis");
         }
         self.metrics.persisted.inc_by(stored.inserted.len() as u64);
         self.metrics.rejected.inc_by(stored.rejected.len() as u64);

@@ -19,6 +19,20 @@ pub struct ReservationEvent {
     pub valid_until: DateTime<Utc>,
 }
 
+impl ReservationEvent {
+    /// The reservation as Redis keeps it beside its lock until it is durable.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serializing plain strings, bools and dates cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// # Errors
+    /// When the bytes are not a reservation.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, MessageError> {
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     pub v: u32,

@@ -21,36 +21,59 @@ pub enum StoreError {
 /// What the reserve script decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reserve {
-    /// The lock is ours: publish the reservation.
+    /// The lock is ours, for the new ticket: publish the reservation.
     Granted,
-    /// This idempotency key already made `ticket`; `durable` says whether it was acknowledged.
-    Replay { ticket: String, durable: bool },
+    /// The person's ticket `ticket` is in doubt (its last attempt failed, or the request that
+    /// made it died): the lock is ours now, and `event` is that ticket's reservation, to be
+    /// published again. Publishing twice is harmless (the persister stores a ticket once); a
+    /// new ticket would be refused by the database if the first one arrived after all.
+    Resend { ticket: String, event: Vec<u8> },
+    /// This idempotency key already made `ticket`, which is durable: answer as before.
+    Replay { ticket: String },
+    /// Another request is publishing the person's ticket right now.
+    InProgress,
     /// The person holds another active ticket.
     Active { ticket: String },
     /// The person won recently and may enter again after this date.
     CoolingDown { until: String },
 }
 
-/// The lock value is `ticket|p|unix` while the reservation is on its way and `ticket|d` once it
-/// is durable. A pending lock older than `ARGV[5]` seconds belongs to a server that died between
-/// locking and publishing: it is taken over, so nobody is locked out for ten days by a crash.
+/// The lock value is `ticket|p|since` while a request is publishing the ticket, `ticket|f|since`
+/// when its last attempt failed (the person was told 503: the message may or may not have
+/// reached the broker), and `ticket|d` once it is durable. The reservation itself waits in
+/// `KEYS[4]` until it is durable, so that whoever takes a `f` lock, or a `p` lock older than
+/// `ARGV[4]` seconds (its request died), publishes that same ticket again instead of a new one:
+/// a person whose first attempt ended in doubt ends with that one ticket. Time is Redis's own
+/// (`TIME`), so servers with different clocks agree on what is stale.
 const RESERVE_LUA: &str = r#"
 local function parse(v)
   local t, st, ts = string.match(v, "^([^|]+)|(%a)|?(%d*)$")
   return t, st, tonumber(ts)
 end
-local now = tonumber(ARGV[4])
-if ARGV[6] == '1' then
+local now = tonumber(redis.call('TIME')[1])
+local stale = tonumber(ARGV[4])
+-- The lock of ticket `t` in state `st` since `ts`: resend it, or say it is busy.
+local function take_over(t, st, ts)
+  if st == 'p' and ts and now - ts <= stale then return {'busy'} end
+  local event = redis.call('GET', KEYS[4])
+  if not event then return nil end
+  redis.call('SET', KEYS[1], t .. '|p|' .. now, 'KEEPTTL')
+  if ARGV[5] == '1' then redis.call('SET', KEYS[3], t, 'EX', ARGV[3]) end
+  return {'resend', t, event}
+end
+if ARGV[5] == '1' then
   local t = redis.call('GET', KEYS[3])
   if t then
     local a = redis.call('GET', KEYS[1])
-    local durable = 0
     if a then
-      local at, ast = parse(a)
-      if at == t and ast == 'd' then durable = 1 end
+      local at, ast, ats = parse(a)
+      if at == t and ast ~= 'd' then
+        local r = take_over(at, ast, ats)
+        if r then return r end
+      end
     end
-    if not a then durable = 1 end
-    return {'replay', t, tostring(durable)}
+    -- Durable (and perhaps settled since): the same answer as the first time.
+    return {'replay', t}
   end
 end
 local c = redis.call('GET', KEYS[2])
@@ -64,20 +87,35 @@ end
 local a = redis.call('GET', KEYS[1])
 if a then
   local at, ast, ats = parse(a)
-  if not (ast == 'p' and ats and now - ats > tonumber(ARGV[5])) then
-    return {'active', at}
-  end
+  if ast == 'd' then return {'active', at} end
+  local r = take_over(at, ast, ats)
+  if r then return r end
+  -- A lock in doubt without its reservation (written before reservations were kept with
+  -- their lock): nothing to resend, so the new ticket takes its place.
 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|p|' .. ARGV[4], 'EX', ARGV[2])
-if ARGV[6] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3]) end
+redis.call('SET', KEYS[1], ARGV[1] .. '|p|' .. now, 'EX', ARGV[2])
+redis.call('SET', KEYS[4], ARGV[6], 'EX', ARGV[2])
+if ARGV[5] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3]) end
 return {'granted'}
 "#;
 
-/// Marks the person's lock durable, keeping its time to live.
+/// Marks the person's lock durable, keeping its time to live, and drops the kept reservation.
 const CONFIRM_LUA: &str = r#"
 local a = redis.call('GET', KEYS[1])
 if a and string.sub(a, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then
   redis.call('SET', KEYS[1], ARGV[1] .. '|d', 'KEEPTTL')
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+"#;
+
+/// After an attempt to make a ticket durable failed: the lock (if it still names the ticket
+/// and is not durable) is in doubt, so the person's next request publishes the ticket again.
+const FAIL_LUA: &str = r#"
+local a = redis.call('GET', KEYS[1])
+if a and string.sub(a, 1, #ARGV[1] + 3) == ARGV[1] .. '|p|' then
+  redis.call('SET', KEYS[1], ARGV[1] .. '|f|' .. redis.call('TIME')[1], 'KEEPTTL')
   return 1
 end
 return 0
@@ -129,6 +167,7 @@ pub struct RedisStore {
     prefix: String,
     reserve: Script,
     release: Script,
+    fail: Script,
     settle: Script,
 }
 
@@ -169,8 +208,9 @@ impl Warm {
     }
 }
 
-/// Seconds after which a pending lock is considered abandoned.
-const STALE_PENDING_SECS: u64 = 120;
+/// Seconds after which a lock whose request is still publishing is considered abandoned (its
+/// request died): far longer than a publish with its confirm timeout and the fallback take.
+const STALE_PENDING_SECS: u64 = 30;
 /// How long an idempotency key is remembered.
 const IDEMPOTENCY_TTL_SECS: u64 = 24 * 3600;
 
@@ -191,6 +231,7 @@ impl RedisStore {
             prefix: prefix.to_string(),
             reserve: Script::new(RESERVE_LUA),
             release: Script::new(RELEASE_LUA),
+            fail: Script::new(FAIL_LUA),
             settle: Script::new(SETTLE_LUA),
         })
     }
@@ -225,6 +266,9 @@ impl RedisStore {
     fn cooldown_key(&self, tag: &str) -> String {
         format!("{}:{{{tag}}}:cool", self.prefix)
     }
+    fn pending_key(&self, tag: &str) -> String {
+        format!("{}:{{{tag}}}:pending", self.prefix)
+    }
     fn idem_key(&self, tag: &str, key: Option<&str>) -> String {
         format!("{}:{{{tag}}}:idem:{}", self.prefix, key.unwrap_or("-"))
     }
@@ -235,8 +279,9 @@ impl RedisStore {
         format!("{}:fallback", self.prefix)
     }
 
-    /// Takes the person's lock for `ticket` unless they hold one, are cooling down, or this
-    /// idempotency key already made a ticket.
+    /// Takes the person's lock for `ticket` (whose reservation is `event`, kept with the lock
+    /// until it is durable) unless they hold one, are cooling down, this idempotency key
+    /// already made a ticket, or a ticket of theirs is in doubt (see [`Reserve`]).
     ///
     /// # Errors
     /// When Redis cannot be reached or the script answers something unknown.
@@ -244,34 +289,59 @@ impl RedisStore {
         &self,
         tag: &str,
         ticket: &str,
+        event: &[u8],
         lock_ttl_secs: u64,
-        now_unix: u64,
         idempotency_key: Option<&str>,
     ) -> Result<Reserve, StoreError> {
         let mut conn = self.hot().await?;
-        let answer: Vec<String> = self
+        let answer: Vec<redis::Value> = self
             .reserve
             .key(self.active_key(tag))
             .key(self.cooldown_key(tag))
             .key(self.idem_key(tag, idempotency_key))
+            .key(self.pending_key(tag))
             .arg(ticket)
             .arg(lock_ttl_secs.max(1))
             .arg(IDEMPOTENCY_TTL_SECS)
-            .arg(now_unix)
             .arg(STALE_PENDING_SECS)
             .arg(if idempotency_key.is_some() { "1" } else { "0" })
+            .arg(event)
             .invoke_async(&mut conn)
             .await?;
-        match answer.as_slice() {
-            [g] if g == "granted" => Ok(Reserve::Granted),
-            [r, t, d] if r == "replay" => Ok(Reserve::Replay {
-                ticket: t.clone(),
-                durable: d == "1",
-            }),
-            [a, t] if a == "active" => Ok(Reserve::Active { ticket: t.clone() }),
-            [c, u] if c == "cooling" => Ok(Reserve::CoolingDown { until: u.clone() }),
-            _ => Err(StoreError::Script(answer)),
-        }
+        let text = |v: &redis::Value| redis::from_redis_value::<String>(v).ok();
+        let words: Vec<String> = answer.iter().take(2).filter_map(text).collect();
+        let decided = match (words.first().map(String::as_str), words.get(1)) {
+            (Some("granted"), _) => Some(Reserve::Granted),
+            (Some("busy"), _) => Some(Reserve::InProgress),
+            (Some("replay"), Some(t)) => Some(Reserve::Replay { ticket: t.clone() }),
+            (Some("active"), Some(t)) => Some(Reserve::Active { ticket: t.clone() }),
+            (Some("cooling"), Some(u)) => Some(Reserve::CoolingDown { until: u.clone() }),
+            (Some("resend"), Some(t)) => answer
+                .get(2)
+                .and_then(|v| redis::from_redis_value::<Vec<u8>>(v).ok())
+                .map(|event| Reserve::Resend {
+                    ticket: t.clone(),
+                    event,
+                }),
+            _ => None,
+        };
+        decided.ok_or(StoreError::Script(words))
+    }
+
+    /// After an attempt to make `ticket` durable failed: the person's lock stays, in doubt, so
+    /// that their next request publishes the same ticket again (it may have reached the broker).
+    ///
+    /// # Errors
+    /// When Redis cannot be reached (the lock then goes stale and is taken over anyway).
+    pub async fn fail(&self, tag: &str, ticket: &str) -> Result<(), StoreError> {
+        let mut conn = self.hot().await?;
+        let _: i64 = self
+            .fail
+            .key(self.active_key(tag))
+            .arg(ticket)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
     }
 
     /// After a batch became durable: marks each person's lock durable and writes each ticket's
@@ -302,8 +372,9 @@ impl RedisStore {
             };
             pipe.cmd("EVAL")
                 .arg(CONFIRM_LUA)
-                .arg(1)
+                .arg(2)
                 .arg(self.active_key(&e.person_tag))
+                .arg(self.pending_key(&e.person_tag))
                 .arg(&e.ticket_id)
                 .ignore();
             pipe.hset_nx(&key, "status", "accepted").ignore();

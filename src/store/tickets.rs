@@ -14,6 +14,9 @@ pub struct InsertOutcome {
     pub rejected: Vec<String>,
     /// Already stored by an earlier delivery of the same message.
     pub duplicates: usize,
+    /// Older tickets of this batch's persons whose validity had ended but which no seal had
+    /// expired yet: now `expired`, so the new ticket could take their place.
+    pub expired: Vec<String>,
 }
 
 /// The batch insert, `status` for every row; with `only`, just the listed ticket ids (the
@@ -62,7 +65,9 @@ fn bind_columns<'q>(
 
 /// Inserts a batch of reservations in one transaction, idempotent on `ticket_id`:
 /// `ON CONFLICT DO NOTHING` skips both redeliveries and persons who already hold an active
-/// ticket (the partial unique index); the latter are then stored as `rejected`.
+/// ticket (the partial unique index). A person's older ticket whose validity has ended (the
+/// next seal would expire it; the Redis lock ended with it, so intake let the person in again)
+/// is expired here and the new ticket stored; the rest are stored as `rejected`.
 ///
 /// # Errors
 /// When the database fails; nothing is committed then.
@@ -100,8 +105,35 @@ pub async fn insert_batch(
         .map_err(sqlx_err)?
         .into_iter()
         .collect();
-        let missing: Vec<&str> = rest.into_iter().filter(|t| !present.contains(*t)).collect();
+        let mut missing: Vec<&str> = rest.into_iter().filter(|t| !present.contains(*t)).collect();
         outcome.duplicates = present.len();
+        if !missing.is_empty() {
+            let missing_set: std::collections::HashSet<&str> = missing.iter().copied().collect();
+            let persons: Vec<&str> = events
+                .iter()
+                .filter(|e| missing_set.contains(e.ticket_id.as_str()))
+                .map(|e| e.person_tag.as_str())
+                .collect();
+            outcome.expired = sea_orm::sqlx::query_scalar(
+                "UPDATE tickets SET status = 'expired' WHERE status = 'registered' \
+                 AND valid_until <= now() AND person_tag = ANY($1::bpchar[]) RETURNING ticket_id",
+            )
+            .bind(&persons)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(sqlx_err)?;
+            if !outcome.expired.is_empty() {
+                let now_in: Vec<String> = bind_columns(&insert_sql("registered", true), events)
+                    .bind(&missing)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(sqlx_err)?;
+                let now_in_set: std::collections::HashSet<&str> =
+                    now_in.iter().map(String::as_str).collect();
+                missing.retain(|t| !now_in_set.contains(t));
+                outcome.inserted.extend(now_in);
+            }
+        }
         if !missing.is_empty() {
             let rejected = insert_sql("rejected", true);
             outcome.rejected = bind_columns(&rejected, events)

@@ -531,7 +531,9 @@ async fn the_demo_runs_a_whole_day_that_the_notary_verifies() {
     let opts = day::demo::DemoOptions {
         citizens: 80,
         date: None,
+        published: false,
         root: root.clone(),
+        env_file: None,
         progress: false,
     };
     let out = day::demo::run(settings, opts).await.unwrap();
@@ -689,4 +691,121 @@ async fn a_pool_entrants_name_but_the_stock_left_out_is_sealed_with_zero_packs()
     let report = d.verify(&sealed.dir, None);
     assert!(report.all_passed(), "{report}");
     app.teardown().await;
+}
+
+#[tokio::test]
+async fn the_demo_of_yesterday_fills_the_day_publishes_it_and_leaves_a_server_what_it_needs() {
+    let root = std::env::temp_dir().join(format!("md-demo-{}", uuid::Uuid::new_v4().simple()));
+    let env_file = root.join("demo.env");
+    let base = maskdraw::config::Settings {
+        static_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static"),
+        ..maskdraw::config::Settings::default()
+    };
+    let opts = day::demo::DemoOptions {
+        citizens: 60,
+        date: None,
+        published: true,
+        root: root.clone(),
+        env_file: Some(env_file.clone()),
+        progress: false,
+    };
+    let out = day::demo::run(base.clone(), opts).await.unwrap();
+    let date = today() - days(1);
+    assert!(
+        out.contains(&format!("draw date  {date}, results published")),
+        "{out}"
+    );
+    // The reservations were accepted before the day's cutoff: the day is full.
+    assert!(out.contains("sealed 60 entrant(s)"), "{out}");
+    let ticket = |what: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(what))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .to_string()
+    };
+    let (winner, loser) = (ticket("winning"), ticket("losing"));
+
+    // A server started with the demo's settings shows the day.
+    let mut settings = base.clone();
+    for line in std::fs::read_to_string(&env_file).unwrap().lines() {
+        let (k, v) = line.split_once('=').unwrap();
+        match k {
+            "MASKDRAW_DATABASE_URL" => settings.database_url = v.into(),
+            "MASKDRAW_KEY_PREFIX" => settings.key_prefix = v.into(),
+            "MASKDRAW_QUEUE_PREFIX" => settings.queue_prefix = v.into(),
+            "MASKDRAW_SNAPSHOTS_DIR" => settings.snapshots_dir = v.into(),
+            "MASKDRAW_EXPORTS_DIR" => settings.exports_dir = v.into(),
+            "MASKDRAW_KEYS_DIR" => settings.keys_dir = v.into(),
+            other => panic!("unexpected setting {other}"),
+        }
+    }
+    settings.bind = "127.0.0.1:0".into();
+    let app = maskdraw::startup::Application::build(settings.clone(), false)
+        .await
+        .unwrap();
+    let base_url = format!("http://127.0.0.1:{}", app.port());
+    let running = app.spawn();
+    let client = reqwest::Client::new();
+    let get = |path: String| client.get(format!("{base_url}{path}")).send();
+    let st: Value = get(format!("/api/v1/reservations/{winner}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(st["status"], "won", "{st}");
+    let st: Value = get(format!("/api/v1/reservations/{loser}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(st["draws"][0]["outcome"], "lost", "{st}");
+    assert_eq!(
+        get(format!("/snapshots/{date}/seal.txt"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        get("/snapshots/authority.pub".into())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    running.stop().await;
+
+    let _ = RedisStore::connect(&settings.redis_url, &settings.key_prefix)
+        .unwrap()
+        .delete_all()
+        .await;
+    if let Ok(conn) = maskdraw::queue::broker::connect(&settings.amqp_url).await {
+        if let Ok(ch) = conn.create_channel().await {
+            for q in [settings.queue_name(), settings.dead_queue_name()] {
+                let _ = ch
+                    .queue_delete(&q, lapin::options::QueueDeleteOptions::default())
+                    .await;
+            }
+        }
+    }
+    let db = settings
+        .database_url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let admin = sea_orm::Database::connect(crate::helpers::PG_ADMIN)
+        .await
+        .unwrap();
+    admin
+        .execute(Statement::from_string(
+            DbBackend::Postgres,
+            format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+        ))
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -90,43 +90,6 @@ async fn with_the_broker_unreachable_reservations_go_through_the_fallback_and_ar
 }
 
 #[tokio::test]
-async fn with_neither_broker_nor_fallback_the_answer_is_503_and_the_lock_is_released() {
-    let app = spawn_app_with(
-        Options {
-            with_persister: false,
-        },
-        |s| {
-            // A Redis that takes the lock but whose fallback is unusable cannot be arranged with one
-            // server, so point the stream at a key of the wrong type instead.
-            s.publish_timeout_ms = 300;
-        },
-    )
-    .await;
-    let redis = RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap();
-    let mut conn = redis.pool().get().await.unwrap();
-    let _: () = deadpool_redis::redis::cmd("SET")
-        .arg(redis.fallback_stream())
-        .arg("not a stream")
-        .query_async(&mut *conn)
-        .await
-        .unwrap();
-    app.proxy.cut();
-    let body = reservation();
-    let resp = app.reserve(&body).await;
-    assert_eq!(resp.status(), 503);
-    assert!(resp.headers().get("retry-after").is_some());
-    assert_eq!(resp.json::<Value>().await.unwrap()["code"], "unavailable");
-    // The person was not left locked out: once the stream works again they get in.
-    let _: () = deadpool_redis::redis::cmd("DEL")
-        .arg(redis.fallback_stream())
-        .query_async(&mut *conn)
-        .await
-        .unwrap();
-    assert_eq!(app.reserve(&body).await.status(), 202);
-    app.teardown().await;
-}
-
-#[tokio::test]
 async fn a_persister_that_dies_after_commit_but_before_ack_leaves_each_ticket_once() {
     let app = spawn_app_with(
         Options {

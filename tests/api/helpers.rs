@@ -275,12 +275,14 @@ pub fn first_pharmacy() -> String {
     list[0]["id"].as_str().expect("id").to_string()
 }
 
-/// A TCP proxy in front of RabbitMQ that a test can cut (every connection closed, new ones
-/// refused) and restore: the broker "goes away" without touching the shared server.
+/// A TCP proxy in front of RabbitMQ (or Redis) that a test can cut (every connection closed,
+/// new ones refused) and restore, or stall (what the server sends is held back, what the client
+/// sends still goes through: a lost confirm), without touching the shared server.
 pub struct TcpProxy {
     pub port: u16,
     up: Arc<AtomicBool>,
     cut: watch::Sender<u64>,
+    stalled: watch::Sender<bool>,
 }
 
 impl TcpProxy {
@@ -289,10 +291,11 @@ impl TcpProxy {
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicBool::new(true));
         let (cut, cut_rx) = watch::channel(0u64);
+        let (stalled, stalled_rx) = watch::channel(false);
         let up2 = up.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
+                let Ok((inbound, _)) = listener.accept().await else {
                     return;
                 };
                 if !up2.load(Ordering::SeqCst) {
@@ -302,18 +305,24 @@ impl TcpProxy {
                 let mut cut_rx = cut_rx.clone();
                 // Only a cut after this connection was accepted ends it.
                 cut_rx.borrow_and_update();
+                let stalled_rx = stalled_rx.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                    let Ok(outbound) = TcpStream::connect(target).await else {
                         return;
                     };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = relay(inbound, outbound, stalled_rx) => {}
                         _ = cut_rx.changed() => {}
                     }
                 });
             }
         });
-        Self { port, up, cut }
+        Self {
+            port,
+            up,
+            cut,
+            stalled,
+        }
     }
 
     pub fn cut(&self) {
@@ -323,5 +332,43 @@ impl TcpProxy {
 
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
+    }
+
+    /// Holds back everything the server sends until [`TcpProxy::unstall`].
+    pub fn stall(&self) {
+        let _ = self.stalled.send(true);
+    }
+
+    pub fn unstall(&self) {
+        let _ = self.stalled.send(false);
+    }
+}
+
+/// Copies both ways; bytes from the server wait while `stalled` is true.
+async fn relay(inbound: TcpStream, outbound: TcpStream, mut stalled: watch::Receiver<bool>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client_read, mut client_write) = inbound.into_split();
+    let (mut server_read, mut server_write) = outbound.into_split();
+    let up = tokio::io::copy(&mut client_read, &mut server_write);
+    let down = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match server_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            while *stalled.borrow_and_update() {
+                if stalled.changed().await.is_err() {
+                    return;
+                }
+            }
+            if client_write.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
     }
 }

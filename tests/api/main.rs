@@ -5,6 +5,7 @@ mod browser;
 mod day;
 mod durability;
 mod helpers;
+mod locks;
 mod pages;
 mod publication;
 mod reservations;

@@ -1,7 +1,10 @@
-// maskdraw H5 page: reserve, look up status, fetch a fairness proof.
-// No dependencies. The server is the authority on every rule; the checks here only spare
-// the citizen a round trip.
-'use strict';
+// maskdraw H5 page: reserve, look up status, check a fairness proof (proof-page.js).
+// No dependencies. The server is the authority on every rule of a reservation; the checks here
+// only spare the citizen a round trip. (The proof is the other way round: the page trusts
+// nothing the server computed; see verify.js.)
+
+import { bi, el, row, show } from './dom.js';
+import { checkProof, loadDraws } from './proof-page.js';
 
 const API = '/api/v1/reservations';
 const CONFIG = '/static/config/';
@@ -9,28 +12,15 @@ const CONFIG = '/static/config/';
 const RECENT_OVERLOAD_MS = 60 * 1000;
 const OVERLOAD_KEY = 'maskdraw.overload';
 const LAST_TICKET_KEY = 'maskdraw.last_ticket';
+// { ticket_id, holder_secret } of the last reservation made on this device: the secret is what
+// shows that ticket's pickup codes (sent as X-Holder-Secret), so only this device sees them.
+const HOLDER_KEY = 'maskdraw.holder';
 const TICKET_RE = /^[0-9A-HJKMNP-TV-Z]{26}$/; // ULID: Crockford base32, no I L O U
 
 const cat = { districts: [], pharmacies: [], products: [], gate: { admit_fraction: 1, retry_after_seconds: 5 } };
 const byId = (list, id) => list.find((x) => x.id === id);
 
 // ---------------------------------------------------------------- small DOM helpers
-
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === 'class') e.className = v;
-    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v);
-  }
-  for (const c of children.flat(Infinity)) if (c != null) e.append(c instanceof Node ? c : String(c));
-  return e;
-}
-const bi = (zh, en) => [zh, ' ', el('small', null, en)]; // Chinese with an English subtitle
-
-function show(out, kind, ...children) {
-  out.replaceChildren(el('div', { class: kind }, ...children));
-}
 
 function markField(form, field) {
   for (const e of form.querySelectorAll('.bad')) e.classList.remove('bad');
@@ -167,13 +157,12 @@ const pharmacyName = (id) => { const p = id && byId(cat.pharmacies, id); return 
 const productName = (id) => { const p = id && byId(cat.products, id); return p ? `${p.name} / ${p.name_en}` : id || '—'; };
 const labelled = (map, v) => (map[v] ? bi(map[v][0], map[v][1]) : v || '—');
 
-function row(zh, en, value) {
-  return [el('dt', null, bi(zh, en)), el('dd', null, value)];
-}
-
 function renderTicket(t, ticketId) {
   const id = t.ticket_id || ticketId;
   const draws = Array.isArray(t.draws) ? t.draws : [];
+  // A pickup code is sent only to the device holding the ticket's secret, or to a lookup by
+  // identity number and phone.
+  const wonWithoutCode = draws.some((d) => d.outcome === 'won' && !d.pickup_code);
   return el('div', { class: 'ticket' },
     el('dl', null,
       row('预约编号', 'Ticket id', el('code', null, id)),
@@ -184,15 +173,25 @@ function renderTicket(t, ticketId) {
       t.accepted_at ? row('受理时间', 'Accepted at', when(t.accepted_at)) : null,
       t.valid_until ? row('有效期至', 'Valid until', when(t.valid_until)) : null),
     draws.length === 0 ? el('p', { class: 'note' }, bi('尚未参加摇号', 'Not in a draw yet')) :
-      el('table', null,
-        el('thead', null, el('tr', null, ['日期 Date', '结果 Result', '药店 Pharmacy', '口罩 Mask', '取货码 Pickup code', '轮 Roll', ''].map((h) => el('th', null, h)))),
-        el('tbody', null, draws.map((d) => el('tr', { class: d.outcome === 'won' ? 'won' : '' },
-          el('td', null, d.date), el('td', null, labelled(OUTCOME, d.outcome)),
-          el('td', null, d.pharmacy_id ? pharmacyName(d.pharmacy_id) : '—'),
-          el('td', null, d.product_id ? productName(d.product_id) : '—'),
-          el('td', null, d.pickup_code ? el('b', { class: 'code' }, d.pickup_code) : '—'),
-          el('td', null, d.roll != null ? String(d.roll) : '—'),
-          el('td', null, el('a', { href: '#proof', onclick: () => fillProof(id, d.date) }, '核验 Check')))))));
+      // One block per draw rather than a table: at 360 px a table's last column (the pickup
+      // code, the one thing a winner needs) would sit off screen.
+      el('ul', { class: 'draws' }, draws.map((d) => el('li', { class: d.outcome === 'won' ? 'won' : '' },
+        el('p', null, el('b', null, d.date), ' · ', labelled(OUTCOME, d.outcome),
+          d.roll != null ? el('small', null, ` · 第 ${d.roll} 轮 roll ${d.roll}`) : null, ' ',
+          el('a', { href: '#proof', onclick: () => fillProof(id, d.date) }, '核验 Check')),
+        d.pharmacy_id ? el('p', null, bi('取货药店', 'Pickup pharmacy'), ' ', pharmacyName(d.pharmacy_id)) : null,
+        d.pickup_code ? el('p', null, bi('取货码', 'Pickup code'), ' ', el('b', { class: 'code' }, d.pickup_code)) : null))),
+    wonWithoutCode ? el('p', { class: 'note' }, bi('取货码只显示在预约时使用的手机上，或用身份证号和手机号查询时显示。',
+      'The pickup code shows only on the device that made the reservation, or when you look up by ID number and phone.')) : null);
+}
+
+function holderSecret(ticketId) {
+  try {
+    const h = JSON.parse(localStorage.getItem(HOLDER_KEY));
+    return h && h.ticket_id === ticketId && typeof h.holder_secret === 'string' ? h.holder_secret : null;
+  } catch (_) {
+    return null; // private mode, or nothing stored
+  }
 }
 
 // ---------------------------------------------------------------- reserve
@@ -233,8 +232,13 @@ async function reserve(ev) {
   button.disabled = false;
   if (r.status >= 200 && r.status < 300 && r.json && r.json.ticket_id) {
     pending = null;
-    try { localStorage.setItem(LAST_TICKET_KEY, r.json.ticket_id); } catch (_) { /* private mode */ }
-    document.querySelector('#status-form [name=ticket_id]').value = r.json.ticket_id;
+    try {
+      localStorage.setItem(LAST_TICKET_KEY, r.json.ticket_id);
+      if (typeof r.json.holder_secret === 'string') {
+        localStorage.setItem(HOLDER_KEY, JSON.stringify({ ticket_id: r.json.ticket_id, holder_secret: r.json.holder_secret }));
+      }
+    } catch (_) { /* private mode: the ticket id is still shown */ }
+    for (const f of ['status-form', 'proof-form']) document.querySelector(`#${f} [name=ticket_id]`).value = r.json.ticket_id;
     return show(out, 'ok', el('p', null, bi('预约已受理，请保存预约编号', 'Reservation accepted; keep the ticket id')), renderTicket(r.json));
   }
   // Told to wait (429, 503, or 409 request_in_progress for this very key): keep the key.
@@ -254,7 +258,8 @@ async function status(ev) {
   if (err) { markField(form, 'ticket_id'); return show(out, 'err', err); }
   markField(form, null);
   show(out, 'busy', bi('查询中…', 'Looking up…'));
-  const r = await call('GET', `${API}/${id}`);
+  const secret = holderSecret(id);
+  const r = await call('GET', `${API}/${id}`, null, secret ? { 'X-Holder-Secret': secret } : {});
   if (r.status === 200 && r.json) return out.replaceChildren(renderTicket(r.json, id));
   failure(out, form, r);
 }
@@ -277,46 +282,32 @@ async function lookup(ev) {
 
 // ---------------------------------------------------------------- proof
 
-// The fields of `notary proof` (lottery/src/proof.rs, TicketProof), in reading order.
-const PROOF_FIELDS = [
-  ['leaf_index', '名单行号', 'Line in entrants.csv (from 0)'], ['tree_size', '名单人数', 'Entrants'],
-  ['leaf', '您的名单行', 'Your line'], ['leaf_hash', '行哈希', 'Leaf hash'], ['audit_path', '审计路径', 'Audit path'],
-  ['root', '默克尔根', 'Merkle root (entrants_root)'], ['path_verifies', '路径验证通过', 'Path verifies'],
-  ['seal_id', '封存编号', 'Seal id'], ['flexible', '服从分配', 'Flexible'], ['seed', '种子', 'Seed'],
-  ['roll_1', '第一轮随机数', 'Roll one'], ['roll_2', '第二轮随机数', 'Roll two'], ['cutoff', '中签线', 'Cutoff'],
-  ['pool_cutoff', '本药店中签线', 'Pool cutoff'], ['spill_cutoff', '本区调剂中签线', 'Spill cutoff'],
-  ['won', '是否中签', 'Won'], ['won_roll', '中签轮次', 'Winning roll'], ['won_at', '取货药店', 'Pickup pharmacy'],
-];
-
 function fillProof(ticketId, date) {
   const form = document.getElementById('proof-form');
   form.elements.ticket_id.value = ticketId;
   form.elements.date.value = date;
+  form.elements.date.dataset.touched = '1';
   // After the hash change has shown the section; requestSubmit runs the form's handler.
   setTimeout(() => (form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event('submit', { cancelable: true }))), 0);
 }
 
 async function proof(ev) {
   ev.preventDefault();
-  const form = ev.target, out = document.getElementById('proof-out');
+  const form = ev.target, out = document.getElementById('proof-out'), button = form.querySelector('button');
   const [id, err] = parseTicketId(form.elements.ticket_id.value);
   if (err) { markField(form, 'ticket_id'); return show(out, 'err', err); }
   const date = form.elements.date.value;
   if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) { markField(form, 'date'); return show(out, 'err', bi('请选择日期', 'Choose a date')); }
   markField(form, null);
-  show(out, 'busy', bi('获取中…', 'Fetching…'));
-  const r = await call('GET', `${API}/${id}/proof?date=${date}`);
-  if (r.status !== 200 || !r.json) return failure(out, form, r);
-  const p = r.json;
-  const value = (k) => (typeof p[k] === 'boolean' ? bi(p[k] ? '是' : '否', p[k] ? 'yes' : 'no')
-    : k === 'won_at' && p[k] ? pharmacyName(p[k])
-    : Array.isArray(p[k]) ? el('ol', { start: 0 }, p[k].map((h) => el('li', null, el('code', null, h))))
-    : el('code', null, p[k] == null ? '—' : String(p[k])));
-  const file = `data:application/json;charset=utf-8,${encodeURIComponent(JSON.stringify(p, null, 2) + '\n')}`;
-  out.replaceChildren(
-    el('dl', null, PROOF_FIELDS.filter(([k]) => k in p).map(([k, zh, en]) => row(zh, en, value(k)))),
-    el('a', { href: file, download: `proof-${id}-${date}.json` }, bi('下载证明 JSON', 'Download the proof as JSON')),
-    el('details', null, el('summary', null, 'JSON'), el('pre', null, JSON.stringify(p, null, 2))));
+  button.disabled = true;
+  try {
+    await checkProof(out, id, date, pharmacyName);
+  } catch (e) {
+    // A bug here must not leave the person looking at "checking…" for ever.
+    show(out, 'err', bi(`本页出错，未能完成核验：${e.message}`, `This page failed and could not finish the check: ${e.message}`));
+  } finally {
+    button.disabled = false;
+  }
 }
 
 // ---------------------------------------------------------------- boot
@@ -369,10 +360,16 @@ async function boot() {
   let last = null;
   try { last = localStorage.getItem(LAST_TICKET_KEY); } catch (_) { /* private mode */ }
   if (last) for (const f of ['status-form', 'proof-form']) document.querySelector(`#${f} [name=ticket_id]`).value = last;
-  document.querySelector('#proof-form [name=date]').value =
-    new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(new Date());
+  const dateInput = document.querySelector('#proof-form [name=date]');
+  dateInput.value = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(new Date());
+  // The newest published draw is the likeliest to be checked.
+  loadDraws(document.getElementById('draws'), (date) => { dateInput.value = date; }).then((list) => {
+    if (list && list.length && !dateInput.dataset.touched) dateInput.value = list[0].date;
+  });
+  dateInput.addEventListener('input', () => { dateInput.dataset.touched = '1'; });
   window.addEventListener('hashchange', route);
   route();
 }
 
-document.addEventListener('DOMContentLoaded', boot);
+// A module runs after the document is parsed.
+boot();

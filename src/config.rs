@@ -28,6 +28,20 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// What the fallback stream demands of Redis before a reservation it holds is answered 202
+/// (the fallback is used only while the broker is away).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FallbackDurability {
+    /// Only a Redis with AOF on (`aof_enabled:1`, last write ok), checked on the connection that
+    /// appends. RDB snapshots alone lose minutes of writes, so they do not count. The default.
+    Persistent,
+    /// Each append must reach `fallback_replicas` replicas (`WAIT`) within `fallback_wait_ms`.
+    Replica,
+    /// Any Redis: a restart of a Redis that keeps nothing loses every fallback 202.
+    Unsafe,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
@@ -75,6 +89,13 @@ pub struct Settings {
     pub persist_consumers: usize,
     /// HTTP worker threads of `serve` (each runs its own event loop).
     pub http_workers: usize,
+    /// When the broker is away, whether Redis must persist (or replicate) a reservation before
+    /// the fallback may answer 202; refused otherwise (503, lock released).
+    pub fallback_durability: FallbackDurability,
+    /// Replicas `WAIT` must hear from in `replica` mode.
+    pub fallback_replicas: u32,
+    /// How long `WAIT` may take in `replica` mode.
+    pub fallback_wait_ms: u64,
 }
 
 impl Default for Settings {
@@ -104,6 +125,9 @@ impl Default for Settings {
             persist_batch: 4_000,
             persist_consumers: 3,
             http_workers: 2,
+            fallback_durability: FallbackDurability::Persistent,
+            fallback_replicas: 1,
+            fallback_wait_ms: 1_000,
         }
     }
 }
@@ -156,6 +180,7 @@ impl Settings {
             ("persist_prefetch", usize::from(self.persist_prefetch)),
             ("persist_consumers", self.persist_consumers),
             ("http_workers", self.http_workers),
+            ("fallback_replicas", self.fallback_replicas as usize),
         ];
         if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(name, "must be at least 1".into()));
@@ -251,6 +276,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("persist_prefetch"));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's own test API returns its error by value
+    fn the_fallback_durability_is_persistent_by_default_and_read_by_name() {
+        assert_eq!(
+            Settings::default().fallback_durability,
+            FallbackDurability::Persistent
+        );
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("maskdraw.toml", "fallback_durability = \"replica\"\n")?;
+            let s = Settings::load().map_err(|e| e.to_string())?;
+            assert_eq!(s.fallback_durability, FallbackDurability::Replica);
+            jail.set_env("MASKDRAW_FALLBACK_DURABILITY", "unsafe");
+            let s = Settings::load().map_err(|e| e.to_string())?;
+            assert_eq!(s.fallback_durability, FallbackDurability::Unsafe);
+            jail.set_env("MASKDRAW_FALLBACK_DURABILITY", "sometimes");
+            assert!(Settings::load().is_err());
+            Ok(())
+        });
     }
 
     #[test]

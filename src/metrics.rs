@@ -24,6 +24,8 @@ pub struct Metrics {
     pub persister_lag: prometheus::Gauge,
     pub shed: IntCounterVec,
     pub degraded: IntGauge,
+    pub redis_persistent: IntGauge,
+    pub fallback_refused: IntCounter,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -139,6 +141,20 @@ impl Metrics {
                 gauge(
                     "degraded",
                     "1 while the broker is unreachable and the fallback is in use",
+                ),
+            ),
+            redis_persistent: reg(
+                &r,
+                gauge(
+                    "redis_persistent",
+                    "1 while Redis keeps what the fallback writes (AOF on; in replica mode: enough replicas), as last checked",
+                ),
+            ),
+            fallback_refused: reg(
+                &r,
+                counter(
+                    "reservations_fallback_refused_total",
+                    "reservations answered 503 because the fallback stream would not be durable",
                 ),
             ),
             registry: r,

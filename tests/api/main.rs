@@ -3,6 +3,7 @@
 
 mod day;
 mod durability;
+mod fallback_durability;
 mod helpers;
 mod pages;
 mod reservations;

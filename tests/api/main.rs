@@ -2,6 +2,7 @@
 //! Every test gets its own database, Redis key prefix and queue names (see `helpers`).
 
 mod day;
+mod deploy;
 mod durability;
 mod fallback_durability;
 mod helpers;

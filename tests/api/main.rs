@@ -1,6 +1,7 @@
 //! One integration test binary against the real PostgreSQL, Redis and RabbitMQ on loopback.
 //! Every test gets its own database, Redis key prefix and queue names (see `helpers`).
 
+mod cluster_infra;
 mod day;
 mod deploy;
 mod durability;

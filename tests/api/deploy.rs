@@ -526,3 +526,92 @@ async fn the_deploy_redis_conf_gives_a_redis_that_maskdraw_counts_as_persistent(
         .unwrap();
     assert_eq!(fsync, ["appendfsync", "everysec"]);
 }
+
+#[tokio::test]
+async fn the_seal_timer_script_refuses_without_commitments_and_seals_tomorrow_once_the_backlog_is_empty(
+) {
+    let app = spawn_app_with(Options::default(), |_| {}).await;
+    let dir = TempDir::new("seal-next");
+    let bin = env!("CARGO_BIN_EXE_maskdraw");
+    let tomorrow = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive()
+        .succ_opt()
+        .unwrap()
+        .to_string();
+    let maskdraw = |args: &[&str]| {
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(&dir.0)
+            .args(args)
+            .env("MASKDRAW_DATABASE_URL", &app.settings.database_url)
+            .env("MASKDRAW_STATIC_DIR", &app.settings.static_dir)
+            .env("RUST_LOG", "warn");
+        cmd
+    };
+    run(&mut maskdraw(&["keygen", "--out", "keys"]));
+    std::fs::write(
+        dir.0.join("stock.csv"),
+        format!("{},KN95,10\n", crate::helpers::first_pharmacy()),
+    )
+    .unwrap();
+    run(&mut maskdraw(&[
+        "stock",
+        "import",
+        "stock.csv",
+        "--date",
+        &tomorrow,
+    ]));
+
+    let seal_next = || {
+        let mut cmd = Command::new("bash");
+        cmd.current_dir(&dir.0)
+            .arg(repo().join("deploy/bin/maskdraw-seal-next"))
+            .env("MASKDRAW_BIN", bin)
+            .env("MASKDRAW_DATABASE_URL", &app.settings.database_url)
+            .env("MASKDRAW_STATIC_DIR", &app.settings.static_dir)
+            .env("MASKDRAW_METRICS_URLS", format!("{}/metrics", app.address))
+            .env("MASKDRAW_SEAL_DRAIN_SECS", "60")
+            .env("RUST_LOG", "warn");
+        cmd
+    };
+    let out = seal_next().output().unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!("no commitments for {tomorrow}")),
+        "{said}"
+    );
+    assert!(!dir.0.join("snapshots").join(&tomorrow).exists());
+
+    std::fs::create_dir_all(dir.0.join("commits")).unwrap();
+    std::fs::write(
+        dir.0.join("commits").join(format!("{tomorrow}.txt")),
+        format!(
+            "# the parties' commitments for {tomorrow}\nnotary={}\nofficials={}\n",
+            "1".repeat(64),
+            "2".repeat(64)
+        ),
+    )
+    .unwrap();
+    // A serve that cannot be asked about its backlog: no seal, rather than one missing entrants.
+    let out = seal_next()
+        .env("MASKDRAW_METRICS_URLS", "http://127.0.0.1:1/metrics")
+        .env("MASKDRAW_SEAL_DRAIN_SECS", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("did not drain"), "{said}");
+    assert!(!dir.0.join("snapshots").join(&tomorrow).exists());
+
+    let out = run(&mut seal_next());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("sealing {tomorrow}")));
+    let sealed = dir.0.join("snapshots").join(&tomorrow);
+    assert!(
+        sealed.join("seal.txt").is_file(),
+        "nothing in {}",
+        sealed.display()
+    );
+    assert!(sealed.join("entrants.csv").is_file());
+    app.teardown().await;
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: brings up PostgreSQL, Redis and RabbitMQ if needed (scripts/services.sh),
 # installs what the page's tests need when it is missing (Node.js and npm, Debian's Chromium, a
-# Chinese font for the screenshots, the harness's playwright-core), then runs every test of the
+# Chinese font for the screenshots, the harness's playwright-core) and the tools the deploy/
+# tests run (scripts/tools.sh: promtool, nginx, systemd-analyze), then runs every test of the
 # workspace against them. The page's Node unit tests and the browser tests run inside
 # `cargo test` (tests/api/browser.rs). Exits non-zero when any test fails.
 #
@@ -37,4 +38,5 @@ if [[ ! -f tests/browser/node_modules/.package-lock.json ||
   (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+bash scripts/tools.sh
 cargo test --workspace --locked "$@"

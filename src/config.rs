@@ -28,6 +28,20 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// What the fallback stream demands of Redis before a reservation it holds is answered 202
+/// (the fallback is used only while the broker is away).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FallbackDurability {
+    /// Only a Redis with AOF on (`aof_enabled:1`, last write ok), checked on the connection that
+    /// appends. RDB snapshots alone lose minutes of writes, so they do not count. The default.
+    Persistent,
+    /// Each append must reach `fallback_replicas` replicas (`WAIT`) within `fallback_wait_ms`.
+    Replica,
+    /// Any Redis: a restart of a Redis that keeps nothing loses every fallback 202.
+    Unsafe,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
@@ -100,6 +114,13 @@ pub struct Settings {
     /// Intake's clock runs this many seconds off the real one: the demo uses it to simulate a
     /// day whose entries closed in the past. Development only.
     pub simulated_clock_offset_secs: i64,
+    /// When the broker is away, whether Redis must persist (or replicate) a reservation before
+    /// the fallback may answer 202; refused otherwise (503, lock released).
+    pub fallback_durability: FallbackDurability,
+    /// Replicas `WAIT` must hear from in `replica` mode.
+    pub fallback_replicas: u32,
+    /// How long `WAIT` may take in `replica` mode.
+    pub fallback_wait_ms: u64,
 }
 
 impl Default for Settings {
@@ -140,6 +161,9 @@ impl Default for Settings {
             negative_cache_secs: 30,
             auto_warm: true,
             simulated_clock_offset_secs: 0,
+            fallback_durability: FallbackDurability::Persistent,
+            fallback_replicas: 1,
+            fallback_wait_ms: 1_000,
         }
     }
 }
@@ -192,6 +216,7 @@ impl Settings {
             ("persist_prefetch", usize::from(self.persist_prefetch)),
             ("persist_consumers", self.persist_consumers),
             ("http_workers", self.http_workers),
+            ("fallback_replicas", self.fallback_replicas as usize),
         ];
         if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(name, "must be at least 1".into()));
@@ -330,6 +355,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("trusted_proxies"));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's own test API returns its error by value
+    fn the_fallback_durability_is_persistent_by_default_and_read_by_name() {
+        assert_eq!(
+            Settings::default().fallback_durability,
+            FallbackDurability::Persistent
+        );
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("maskdraw.toml", "fallback_durability = \"replica\"\n")?;
+            let s = Settings::load().map_err(|e| e.to_string())?;
+            assert_eq!(s.fallback_durability, FallbackDurability::Replica);
+            jail.set_env("MASKDRAW_FALLBACK_DURABILITY", "unsafe");
+            let s = Settings::load().map_err(|e| e.to_string())?;
+            assert_eq!(s.fallback_durability, FallbackDurability::Unsafe);
+            jail.set_env("MASKDRAW_FALLBACK_DURABILITY", "sometimes");
+            assert!(Settings::load().is_err());
+            Ok(())
+        });
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub degraded: IntGauge,
     pub status_fallbacks: IntCounter,
     pub cache_complete: IntGauge,
+    pub redis_persistent: IntGauge,
+    pub fallback_refused: IntCounter,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -155,6 +157,20 @@ impl Metrics {
                 gauge(
                     "redis_cache_complete",
                     "1 while Redis holds every live ticket (warmed since it last lost its data)",
+                ),
+            ),
+            redis_persistent: reg(
+                &r,
+                gauge(
+                    "redis_persistent",
+                    "1 while Redis keeps what the fallback writes (AOF on; in replica mode: enough replicas), as last checked",
+                ),
+            ),
+            fallback_refused: reg(
+                &r,
+                counter(
+                    "reservations_fallback_refused_total",
+                    "reservations answered 503 because the fallback stream would not be durable",
                 ),
             ),
             registry: r,

@@ -16,13 +16,13 @@ use crate::admission::{Admission, Rates};
 use crate::api::{self, AppState};
 use crate::cache::ReadCache;
 use crate::catalog::{Catalog, CatalogError};
-use crate::config::Settings;
+use crate::config::{FallbackDurability, Settings};
 use crate::metrics::Metrics;
 use crate::persist::Persister;
 use crate::queue::broker::{self, Broker};
 use crate::queue::publisher::{Publisher, PublisherConfig};
 use crate::queue::relay;
-use crate::store::redis::RedisStore;
+use crate::store::redis::{FallbackDemand, RedisStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -57,6 +57,18 @@ pub async fn connect_db(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr>
 /// When the database cannot be reached or a migration fails.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
     migration::Migrator::up(db, None).await
+}
+
+/// What the fallback stream demands of Redis under these settings.
+pub fn fallback_demand(settings: &Settings) -> FallbackDemand {
+    match settings.fallback_durability {
+        FallbackDurability::Persistent => FallbackDemand::Aof,
+        FallbackDurability::Replica => FallbackDemand::Replicas {
+            count: settings.fallback_replicas,
+            timeout_ms: settings.fallback_wait_ms,
+        },
+        FallbackDurability::Unsafe => FallbackDemand::Nothing,
+    }
 }
 
 fn status_ttl(settings: &Settings) -> u64 {
@@ -196,8 +208,18 @@ impl Application {
                 batch: settings.publish_batch,
                 linger: Duration::from_micros(settings.publish_linger_us),
                 confirm_timeout: Duration::from_millis(settings.publish_timeout_ms),
+                fallback: fallback_demand(&settings),
             },
         );
+        // Known before the first request, for /readyz and the gauge (the appends check anew).
+        publisher.fallback().refresh(&redis, &metrics).await;
+        if !publisher.fallback().redis_persistent() {
+            tracing::warn!(
+                mode = ?settings.fallback_durability,
+                fallback = publisher.fallback().state(),
+                "Redis does not keep fallback entries (no AOF, or too few replicas)"
+            );
+        }
         if with_persister {
             let p = persister(&settings, db.clone(), redis.clone(), metrics.clone());
             tasks.push(spawn_persister(&settings, p, rx.clone()));
@@ -316,7 +338,7 @@ impl Application {
 
 /// Every second: the recorded draws and whether Redis is warm (warming it when it lost its
 /// data), the broker backlog (for shedding and metrics), the dead-letter depth, and the rate
-/// limiters' housekeeping.
+/// limiters' housekeeping; every 5 s, whether Redis persists (the fallback's durability).
 fn spawn_monitor(
     state: web::Data<AppState>,
     mut shutdown: watch::Receiver<bool>,
@@ -343,6 +365,13 @@ fn spawn_monitor(
                 }
             }
             tick += 1;
+            if tick % 5 == 0 {
+                state
+                    .publisher
+                    .fallback()
+                    .refresh(&state.redis, &state.metrics)
+                    .await;
+            }
             if tick % 60 == 0 {
                 state.admission.forget_idle();
             }

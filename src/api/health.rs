@@ -8,19 +8,22 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Checks all three services and reports each. Only Redis is required to take reservations:
-/// without the broker the fallback stream takes them (`degraded`), and without PostgreSQL the
-/// broker holds them until the persister can write; so only a Redis outage makes us unready.
+/// Checks all three services and reports each. Redis is required to take reservations, and so
+/// is the broker unless the fallback stream may stand in for it (`degraded`): the fallback is
+/// `refused` while Redis keeps nothing (`fallback_durability`). Without PostgreSQL the broker
+/// holds reservations until the persister can write, so PostgreSQL does not make us unready.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let db = state.db.execute_unprepared("SELECT 1").await.is_ok();
     let redis = state.redis.ping().await.is_ok();
     let broker = state.broker.current().is_some();
+    let fallback = state.publisher.fallback();
     let body = json!({
         "postgres": db, "redis": redis, "rabbitmq": broker,
         "degraded": !broker, "in_flight": state.admission.in_flight(),
         "redis_cache_complete": state.cache.warmth.is_complete(),
+        "redis_persistent": fallback.redis_persistent(), "fallback": fallback.state(),
     });
-    if redis {
+    if redis && (broker || fallback.state() != "refused") {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable()

@@ -3,6 +3,7 @@
 //! hears back only when the message carrying it is durable: confirmed by the broker, or, when
 //! the broker is unreachable, appended to the Redis fallback stream.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::broker::{Broker, Link};
 use super::message::{Envelope, ReservationEvent};
 use crate::metrics::Metrics;
-use crate::store::redis::RedisStore;
+use crate::store::redis::{FallbackDemand, RedisStore, StoreError};
 
 /// Where the reservation became durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub enum Durability {
 pub enum PublishError {
     #[error("neither the broker nor the fallback stream took the reservation")]
     Unavailable,
+    #[error("the broker is away and Redis would not keep the reservation")]
+    NotDurable,
     #[error("the publisher has stopped")]
     Stopped,
 }
@@ -39,6 +42,7 @@ struct Job {
 #[derive(Clone)]
 pub struct Publisher {
     tx: mpsc::Sender<Job>,
+    fallback: Arc<FallbackStatus>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +50,56 @@ pub struct PublisherConfig {
     pub batch: usize,
     pub linger: Duration,
     pub confirm_timeout: Duration,
+    /// What Redis must do before a fallback entry counts as durable.
+    pub fallback: FallbackDemand,
+}
+
+/// Whether Redis keeps what the fallback writes, as last seen by the monitor or by an append:
+/// for `/readyz` and the `redis_persistent` gauge. The appends themselves check Redis anew
+/// (see [`RedisStore::append_fallback_durable`]), so this flag never lets one through.
+pub struct FallbackStatus {
+    demand: FallbackDemand,
+    keeps: AtomicBool,
+}
+
+impl FallbackStatus {
+    fn set(&self, keeps: bool, metrics: &Metrics) {
+        self.keeps.store(keeps, Ordering::Relaxed);
+        metrics.redis_persistent.set(i64::from(keeps));
+    }
+
+    /// Reads Redis's persistence and replication now. An unreachable Redis keeps nothing.
+    pub async fn refresh(&self, redis: &RedisStore, metrics: &Metrics) {
+        let keeps = match redis.persistence().await {
+            Ok(p) => match self.demand {
+                FallbackDemand::Replicas { count, .. } => p.replicas >= count,
+                FallbackDemand::Aof | FallbackDemand::Nothing => p.persists(),
+            },
+            Err(e) => {
+                tracing::debug!(error = ?e, "reading Redis persistence");
+                false
+            }
+        };
+        if !keeps && self.keeps.load(Ordering::Relaxed) {
+            tracing::warn!(demand = ?self.demand, "Redis no longer keeps fallback entries");
+        }
+        self.set(keeps, metrics);
+    }
+
+    /// Whether Redis keeps fallback entries (AOF on; in replica mode, enough replicas).
+    pub fn redis_persistent(&self) -> bool {
+        self.keeps.load(Ordering::Relaxed)
+    }
+
+    /// `available`, `refused` (the fallback would answer 503), or `unsafe` (it answers 202
+    /// on a Redis that keeps nothing, as configured).
+    pub fn state(&self) -> &'static str {
+        match (self.redis_persistent(), self.demand) {
+            (true, _) => "available",
+            (false, FallbackDemand::Nothing) => "unsafe",
+            (false, _) => "refused",
+        }
+    }
 }
 
 impl Publisher {
@@ -57,8 +111,17 @@ impl Publisher {
         cfg: PublisherConfig,
     ) -> Self {
         let (tx, rx) = mpsc::channel(cfg.batch * 64);
-        tokio::spawn(run(rx, broker, redis, metrics, cfg));
-        Self { tx }
+        let fallback = Arc::new(FallbackStatus {
+            demand: cfg.fallback,
+            keeps: AtomicBool::new(false),
+        });
+        tokio::spawn(run(rx, broker, redis, metrics, cfg, fallback.clone()));
+        Self { tx, fallback }
+    }
+
+    /// What the fallback stream can do now, as last seen.
+    pub fn fallback(&self) -> &FallbackStatus {
+        &self.fallback
     }
 
     /// Waits until the reservation is durable.
@@ -81,6 +144,7 @@ async fn run(
     redis: RedisStore,
     metrics: Metrics,
     cfg: PublisherConfig,
+    fallback: Arc<FallbackStatus>,
 ) {
     while let Some(first) = rx.recv().await {
         let started = Instant::now();
@@ -100,14 +164,19 @@ async fn run(
         }
         // Settle in its own task so the next batch is published while this one awaits its
         // confirm: confirms pipeline on the one channel.
-        let (broker, redis, metrics) = (broker.clone(), redis.clone(), metrics.clone());
+        let (broker, redis, metrics, fallback) = (
+            broker.clone(),
+            redis.clone(),
+            metrics.clone(),
+            fallback.clone(),
+        );
         tokio::spawn(async move {
             let (events, senders): (Vec<_>, Vec<_>) =
                 jobs.into_iter().map(|j| (j.event, j.done)).unzip();
             let n = events.len() as u64;
             let envelope = Envelope::new(events);
             let body = envelope.to_bytes();
-            let outcome = make_durable(&broker, &redis, &body, cfg.confirm_timeout).await;
+            let outcome = make_durable(&broker, &redis, &body, &cfg).await;
             if outcome.is_ok() {
                 // Durable now: a failure to write the status loses nothing (the persister
                 // writes it again and the status API falls back to PostgreSQL).
@@ -124,6 +193,14 @@ async fn run(
                 Ok(Durability::Fallback) => {
                     metrics.fallback.inc_by(n);
                     metrics.degraded.set(1);
+                    if cfg.fallback != FallbackDemand::Nothing {
+                        fallback.set(true, &metrics);
+                    }
+                }
+                Err(PublishError::NotDurable) => {
+                    metrics.fallback_refused.inc_by(n);
+                    metrics.degraded.set(1);
+                    fallback.set(false, &metrics);
                 }
                 Err(_) => metrics.degraded.set(1),
             }
@@ -179,16 +256,20 @@ async fn make_durable(
     broker: &Broker,
     redis: &RedisStore,
     body: &[u8],
-    timeout: Duration,
+    cfg: &PublisherConfig,
 ) -> Result<Durability, PublishError> {
     if let Some(link) = broker.current() {
-        if publish_confirmed(&link, broker.queue(), body, timeout).await {
+        if publish_confirmed(&link, broker.queue(), body, cfg.confirm_timeout).await {
             return Ok(Durability::Broker);
         }
         broker.invalidate();
     }
-    match redis.append_fallback(body).await {
+    match redis.append_fallback_durable(body, cfg.fallback).await {
         Ok(_) => Ok(Durability::Fallback),
+        Err(StoreError::NotDurable(why)) => {
+            tracing::error!(%why, "broker away and the fallback refused: answering 503");
+            Err(PublishError::NotDurable)
+        }
         Err(e) => {
             tracing::error!(error = ?e, "fallback stream refused the message too");
             Err(PublishError::Unavailable)

@@ -16,6 +16,8 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
     #[error("redis script answered {0:?}")]
     Script(Vec<String>),
+    #[error("redis would not keep a fallback entry: {0}")]
+    NotDurable(String),
 }
 
 /// What the reserve script decided.
@@ -709,4 +711,153 @@ fn status_fields(st: &TicketStatus) -> Vec<(&'static str, String)> {
         ("accepted_at", st.accepted_at.clone()),
         ("valid_until", st.valid_until.clone()),
     ]
+}
+
+/// What Redis must do with a fallback entry before the reservations in it may be answered 202.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackDemand {
+    /// Nothing: any Redis (a restart of one that keeps nothing loses the entry).
+    Nothing,
+    /// AOF on and its last write ok, read on the connection that appends.
+    Aof,
+    /// `WAIT count timeout_ms` after the append must report at least `count` replicas.
+    Replicas { count: u32, timeout_ms: u64 },
+}
+
+/// What `INFO persistence` and `INFO replication` say about keeping writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Persistence {
+    /// `aof_enabled:1`.
+    pub aof_enabled: bool,
+    /// `aof_last_write_status:ok` (a full disk makes it `err`).
+    pub aof_write_ok: bool,
+    /// Replicas in state `online` (`slaveN:...,state=online,...`); one still in its first
+    /// sync is connected but cannot confirm a `WAIT`.
+    pub replicas: u32,
+}
+
+impl Persistence {
+    /// Parses the text of `INFO persistence` and/or `INFO replication`.
+    pub fn parse(info: &str) -> Self {
+        let mut p = Self::default();
+        for line in info.lines() {
+            match line.trim_end().split_once(':') {
+                Some(("aof_enabled", v)) => p.aof_enabled = v == "1",
+                Some(("aof_last_write_status", v)) => p.aof_write_ok = v == "ok",
+                Some((k, v))
+                    if k.strip_prefix("slave").is_some_and(|n| {
+                        !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+                    }) && v.split(',').any(|f| f == "state=online") =>
+                {
+                    p.replicas += 1;
+                }
+                _ => {}
+            }
+        }
+        p
+    }
+
+    /// Whether a write acknowledged now survives a restart of this Redis: AOF only. RDB
+    /// snapshots alone lose every write since the last one (minutes), so they do not count.
+    pub fn persists(&self) -> bool {
+        self.aof_enabled && self.aof_write_ok
+    }
+}
+
+/// The fallback stream's durability checks (issue 9): kept apart from the intake's commands.
+impl RedisStore {
+    /// Reads `INFO persistence` and `INFO replication`.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn persistence(&self) -> Result<Persistence, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let (p, r): (String, String) = redis::pipe()
+            .cmd("INFO")
+            .arg("persistence")
+            .cmd("INFO")
+            .arg("replication")
+            .query_async(&mut *conn)
+            .await?;
+        Ok(Persistence::parse(&format!("{p}\n{r}")))
+    }
+
+    /// Appends one message body to the fallback stream once Redis meets `demand`; the caller's
+    /// reservations are durable once this returns `Ok`.
+    ///
+    /// `Aof` reads `INFO persistence` on the very connection that then appends: a Redis
+    /// restarted in between breaks that connection, so the check and the append always reach
+    /// the same server process. `Replicas` appends, then `WAIT`s; an entry too few replicas
+    /// confirmed is deleted again, so the relay does not deliver a reservation that was
+    /// answered 503 (if Redis fails between the two, the entry may still arrive: then the
+    /// person holds a ticket they were told failed, never the reverse).
+    ///
+    /// # Errors
+    /// `NotDurable` when Redis does not meet `demand`; other errors when it cannot be reached.
+    pub async fn append_fallback_durable(
+        &self,
+        body: &[u8],
+        demand: FallbackDemand,
+    ) -> Result<String, StoreError> {
+        let mut conn = self.pool.get().await?;
+        if demand == FallbackDemand::Aof {
+            let info: String = redis::cmd("INFO")
+                .arg("persistence")
+                .query_async(&mut *conn)
+                .await?;
+            let p = Persistence::parse(&info);
+            if !p.persists() {
+                return Err(StoreError::NotDurable(if p.aof_enabled {
+                    "its last AOF write failed".into()
+                } else {
+                    "AOF is off".into()
+                }));
+            }
+        }
+        let id: String = conn
+            .xadd(self.fallback_stream(), "*", &[("body", body)])
+            .await?;
+        if let FallbackDemand::Replicas { count, timeout_ms } = demand {
+            let acked: u32 = redis::cmd("WAIT")
+                .arg(count)
+                .arg(timeout_ms)
+                .query_async(&mut *conn)
+                .await?;
+            if acked < count {
+                let _: i64 = conn.xdel(self.fallback_stream(), &[&id]).await?;
+                return Err(StoreError::NotDurable(format!(
+                    "{acked} of {count} replicas confirmed within {timeout_ms} ms"
+                )));
+            }
+        }
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod persistence_tests {
+    use super::Persistence;
+
+    #[test]
+    fn aof_on_with_a_good_last_write_persists_and_rdb_alone_does_not() {
+        let aof = "# Persistence\r\nloading:0\r\nrdb_saves:3\r\naof_enabled:1\r\naof_last_write_status:ok\r\n";
+        assert!(Persistence::parse(aof).persists());
+        let rdb = "# Persistence\r\nrdb_saves:12\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_last_write_status:ok\r\n";
+        assert!(!Persistence::parse(rdb).persists());
+        let failing = "aof_enabled:1\r\naof_last_write_status:err\r\n";
+        assert!(!Persistence::parse(failing).persists());
+        assert!(!Persistence::parse("").persists());
+    }
+
+    #[test]
+    fn only_online_replicas_are_counted_from_info_replication() {
+        let p = Persistence::parse(
+            "# Replication\r\nrole:master\r\nconnected_slaves:3\r\n\
+             slave0:ip=127.0.0.1,port=7001,state=online,offset=42,lag=0\r\n\
+             slave1:ip=127.0.0.1,port=7002,state=wait_bgsave,offset=0,lag=0\r\n\
+             slave2:ip=127.0.0.1,port=7003,state=online,offset=42,lag=1\r\n",
+        );
+        assert_eq!(p.replicas, 2);
+        assert!(!p.persists());
+    }
 }

@@ -9,6 +9,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
+use maskdraw::config::FallbackDurability;
 use maskdraw::metrics::Metrics;
 use maskdraw::queue::broker::{connect, declare_topology};
 use maskdraw::queue::{dlq, Envelope, ReservationEvent};
@@ -50,7 +51,12 @@ async fn submit_many(app: &TestApp, n: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn with_the_broker_unreachable_reservations_go_through_the_fallback_and_arrive_later() {
-    let app = spawn_app().await;
+    // The shared Redis runs without AOF, where the default refuses the fallback; this test is
+    // about the relay (fallback_durability.rs tests the refusal and a Redis with AOF).
+    let app = spawn_app_with(Options::default(), |s| {
+        s.fallback_durability = FallbackDurability::Unsafe;
+    })
+    .await;
     let before = submit_many(&app, 5).await;
     app.proxy.cut();
     // While the broker is away every 202 comes from the Redis fallback stream.

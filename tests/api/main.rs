@@ -2,8 +2,11 @@
 //! Every test gets its own database, Redis key prefix and queue names (see `helpers`).
 
 mod browser;
+mod cluster_infra;
 mod day;
+mod deploy;
 mod durability;
+mod fallback_durability;
 mod helpers;
 mod locks;
 mod pages;

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the tools the deploy/ tests run, when missing: promtool (Debian `prometheus`),
+# nginx, systemd-analyze (`systemd`), envsubst (`gettext-base`). Their daemons are never
+# started: a policy-rc.d that refuses every start is in place during the install (Debian's
+# packages otherwise start prometheus and nginx on install).
+#
+#   scripts/tools.sh
+set -euo pipefail
+
+note() { echo "tools.sh: $*" >&2; }
+die() { echo "tools.sh: $*" >&2; exit 1; }
+
+declare -A PACKAGE=([promtool]=prometheus [nginx]=nginx [systemd-analyze]=systemd [envsubst]=gettext-base)
+missing=()
+for t in promtool nginx systemd-analyze envsubst; do
+  command -v "$t" >/dev/null 2>&1 || [[ -x /usr/sbin/$t ]] || missing+=("${PACKAGE[$t]}")
+done
+((${#missing[@]} == 0)) && exit 0
+
+as_root() {
+  if [[ $EUID -eq 0 ]]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "need root to install ${missing[*]}"
+  fi
+}
+
+policy=/usr/sbin/policy-rc.d
+added_policy=0
+if [[ ! -e $policy ]]; then
+  as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
+  added_policy=1
+fi
+cleanup() { if ((added_policy)); then as_root rm -f "$policy"; fi; }
+trap cleanup EXIT
+
+note "installing ${missing[*]}"
+as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq
+as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+  install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

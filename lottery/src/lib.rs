@@ -4,6 +4,7 @@
 
 pub mod dir;
 pub mod draw;
+pub mod limits;
 pub mod merkle;
 pub mod proof;
 pub mod rolls;

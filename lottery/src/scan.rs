@@ -14,8 +14,10 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::draw::pack_entry;
+use crate::limits::ENTRANT_LINE_MAX;
 use crate::merkle::{
     group_boundaries, leaf_hash, memchr_lines, node_hash, Hash, MerkleStream, GROUP_BITS,
+    GROUP_LINES,
 };
 use crate::snapshot::{Entrant, PoolIndex, SnapshotError};
 
@@ -144,6 +146,22 @@ fn process_group(
     out
 }
 
+/// The error for bytes after the last complete group that hold a line longer than any entrant
+/// line (`first` is the number of lines before them).
+fn overlong_line(rest: &[u8], first: u64) -> io::Error {
+    let at = rest
+        .split_inclusive(|&b| b == b'\n')
+        .position(|l| l.len() as u64 > ENTRANT_LINE_MAX)
+        .unwrap_or(0);
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "line {} is longer than {ENTRANT_LINE_MAX} bytes (no entrant line is): reading stopped",
+            first + at as u64 + 1
+        ),
+    )
+}
+
 fn reduce_complete(mut hashes: Vec<Hash>) -> Hash {
     let mut n = hashes.len();
     while n > 1 {
@@ -187,8 +205,20 @@ pub fn scan_entrants_with<R: Read + Send>(
 /// The shortest entrant line with its LF: a ticket id, one-character identifiers and the flag.
 const MIN_LINE_BYTES: u64 = 26 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 32 + 1;
 
-/// The scan, with the per-entrant vectors sized up front for `size` bytes (0: unknown), so they
-/// never grow by copying; untouched capacity costs no memory.
+/// At most this many entrants' room is reserved up front, whatever the file's length says: a
+/// sparse file of 64 GiB would otherwise reserve tens of gigabytes and abort on allocation.
+/// 2^24 is above the largest day benchmarked (10 million); past it the vectors grow as lines
+/// are actually read.
+const PRESIZE_MAX_LINES: u64 = 1 << 24;
+
+/// The most bytes that can follow the last complete group of a batch in a valid file: fewer
+/// than [`GROUP_LINES`] lines of at most [`ENTRANT_LINE_MAX`] bytes. More means a line far
+/// longer than any entrant line, and the reader stops instead of carrying it ever further.
+const CARRY_MAX: usize = (GROUP_LINES as u64 * ENTRANT_LINE_MAX) as usize;
+
+/// The scan, with the per-entrant vectors sized up front for `size` bytes (0: unknown, and at
+/// most [`PRESIZE_MAX_LINES`]), so they never grow by copying on a day of up to that size;
+/// untouched capacity costs no memory.
 fn scan_sized<R: Read + Send>(
     reader: R,
     size: u64,
@@ -200,7 +230,7 @@ fn scan_sized<R: Read + Send>(
     let mut stream = MerkleStream::new();
     let mut lines = 0u64;
     let mut error: Option<SnapshotError> = None;
-    let most = usize::try_from(size / MIN_LINE_BYTES + 1).unwrap_or(0);
+    let most = usize::try_from((size / MIN_LINE_BYTES + 1).min(PRESIZE_MAX_LINES)).unwrap_or(0);
     let mut entries: Vec<u32> = Vec::with_capacity(if pools.is_some() { most } else { 0 });
     let mut tickets: Vec<u128> = Vec::with_capacity(most);
     let mut tags = TagBuckets::with_capacity(most);
@@ -245,6 +275,11 @@ fn scan_sized<R: Read + Send>(
                         last,
                     }));
                     return sha.map(|h| h.finalize().into());
+                }
+                if buf.len() - cut > CARRY_MAX {
+                    let first = first_line + lines_in_groups;
+                    let _ = tx.send(Err(overlong_line(&buf[cut..], first)));
+                    return None;
                 }
                 carry.clear();
                 carry.extend_from_slice(&buf[cut..]);

@@ -277,3 +277,43 @@ fn sample_writes_a_directory_that_verifies_and_is_deterministic() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn verify_fails_when_a_directory_named_for_a_date_holds_another_days_seal() {
+    let key = vector_dir("v1-small").join("authority.pub");
+    let root = tempfile::tempdir().unwrap();
+    let copy_to = |name: &str| {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(vector_dir("v1-small")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+        dir
+    };
+    // v1-small's seal.txt says draw_date:2026-11-24.
+    let wrong = copy_to("2026-11-25");
+    let out = notary(&["verify", s(&wrong), "--key", s(&key)]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(
+            "FAIL directory name matches seal.txt draw_date: the directory is named 2026-11-25, seal.txt says draw_date:2026-11-24"
+        ),
+        "{stdout}"
+    );
+    // The same day under its own date passes that check, also when named with a trailing slash.
+    let right = copy_to("2026-11-24");
+    let out = notary(&["verify", &format!("{}/", s(&right)), "--key", s(&key)]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("PASS directory name matches seal.txt draw_date"),
+        "{stdout}"
+    );
+    // A directory not named like a date gets no such check (v1-small itself).
+    let out = notary(&["verify", s(&vector_dir("v1-small")), "--key", s(&key)]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("directory name"), "{stdout}");
+}

@@ -139,8 +139,8 @@ fn main() -> ExitCode {
 }
 
 fn verify(dir: &Path, key: &Path, previous: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let key_bytes =
-        std::fs::read(key).with_context(|| format!("cannot read key file {}", key.display()))?;
+    let key_bytes = lottery::limits::read_at_most(key, lottery::limits::KEY_OR_SIGNATURE_MAX)
+        .with_context(|| format!("cannot read key file {}", key.display()))?;
     let key =
         parse_public_key_file(&key_bytes).with_context(|| format!("key file {}", key.display()))?;
     if !dir.is_dir() {

@@ -13,6 +13,7 @@ pub mod scan;
 pub mod sign;
 pub mod snapshot;
 pub mod text;
+pub mod tiles;
 pub mod verify;
 
 /// Progress reporting for long work, so the library stays free of any

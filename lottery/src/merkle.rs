@@ -189,6 +189,12 @@ impl MerkleStream {
         self.len == 0
     }
 
+    /// Empties the tree, keeping its allocation.
+    pub(crate) fn clear(&mut self) {
+        self.stack.clear();
+        self.len = 0;
+    }
+
     /// The RFC 6962 root of the leaves pushed so far.
     #[must_use]
     pub fn root(&self) -> Hash {

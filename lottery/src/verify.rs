@@ -21,6 +21,7 @@ use crate::scan::{scan_entrants_file, scan_entrants_file_with, EntrantScan, Scan
 use crate::sign::{public_key_file, verify_signature};
 use crate::snapshot::{parse_stock, PoolIndex, StockLine, TicketId};
 use crate::text::{check_reveal, DrawText, SealText, SeedText};
+use crate::tiles::TILES_FILE;
 use crate::{NoProgress, Progress};
 
 /// The outcome of one check.
@@ -377,6 +378,29 @@ pub fn verify_dir_scanned(
                 Err(e) => Err(cannot(e)),
             },
         ),
+    }
+
+    // The proof tiles: derived data, rebuilt from the same pass and compared byte for byte.
+    // The officials' draw (which skips the tree) leaves them to the notary.
+    if *check == EntrantsCheck::Root {
+        let path = dir.join(TILES_FILE);
+        if path.exists() {
+            r.add(
+                format!("{TILES_FILE} is rebuilt from entrants.csv byte for byte"),
+                match &scan {
+                    Ok(EntrantScan {
+                        tiles: Some(tiles), ..
+                    }) => tiles.compare_file(&path),
+                    Ok(_) => Err(cannot("the scan built no tree")),
+                    Err(e) => Err(cannot(e)),
+                },
+            );
+        } else {
+            r.add(
+                format!("{TILES_FILE} is absent (optional derived data: nothing to check)"),
+                Ok(()),
+            );
+        }
     }
 
     if let Some(prev) = previous {

@@ -105,6 +105,14 @@ fn proof_over_a_64_gib_sparse_entrants_csv_fails_with_a_message_naming_the_file(
 }
 
 #[test]
+fn tiles_over_a_64_gib_sparse_entrants_csv_fails_with_a_message_naming_the_file() {
+    let day = day_with_huge("entrants.csv");
+    let out = notary_limited(&["tiles", s(day.path())]);
+    assert_clean_failure(&out, 2, "entrants.csv");
+    assert!(!day.path().join("entrants.tiles").exists());
+}
+
+#[test]
 fn verify_of_a_day_with_any_other_64_gib_sparse_file_fails_without_aborting() {
     let key = vector_dir("v1-small").join("authority.pub");
     for file in [

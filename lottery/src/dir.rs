@@ -14,13 +14,14 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::draw::{draw, DrawError, DrawOutcome};
-use crate::merkle::{complete_group_root, Hash, MerkleStream, GROUP_BITS, GROUP_LINES};
+use crate::merkle::{Hash, GROUP_LINES};
 use crate::sign::sign;
 use crate::snapshot::{check_pools, parse_stock, stock_csv, Entrant, SnapshotError, StockLine};
 use crate::text::{
     check_date, check_material, check_party, check_reveals, check_timestamp, Commit, DrawText,
     Reveal, SealText, SeedText, TextError,
 };
+use crate::tiles::{group_blocks, Tiles, TilesBuilder, TILES_FILE};
 use crate::{NoProgress, Progress};
 
 /// Why a directory could not be written.
@@ -103,16 +104,16 @@ pub fn check_entrants(entrants: &[Entrant], stock: &[StockLine]) -> Result<(), S
     check_pools(entrants, stock)
 }
 
-/// Writes `entrants.csv`, hashing it on every core as it goes; returns the
-/// tree head.
+/// Writes `entrants.csv`, hashing it on every core as it goes; returns its
+/// proof tiles, whose root is the tree head.
 fn write_entrants(
     path: &Path,
     entrants: &[Entrant],
     progress: &dyn Progress,
-) -> Result<Hash, DirError> {
+) -> Result<Tiles, DirError> {
     let file = File::create(path).map_err(io_err(path))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let mut stream = MerkleStream::new();
+    let mut tiles = TilesBuilder::new();
     progress.start("write entrants.csv", entrants.len() as u64);
     const BATCH: usize = GROUP_LINES * 64;
     for (b, batch) in entrants.chunks(BATCH).enumerate() {
@@ -126,28 +127,32 @@ fn write_entrants(
                 (bytes, group.len() == GROUP_LINES)
             })
             .collect();
-        let roots: Vec<Option<Hash>> = parts
+        let blocks: Vec<Option<Vec<(Hash, u64)>>> = parts
             .par_iter()
-            .map(|(bytes, complete)| complete.then(|| complete_group_root(bytes)))
+            .map(|(bytes, complete)| complete.then(|| group_blocks(bytes)))
             .collect();
-        for ((bytes, _), root) in parts.iter().zip(roots) {
+        for ((bytes, _), blocks) in parts.iter().zip(blocks) {
             out.write_all(bytes).map_err(io_err(path))?;
-            match root {
-                Some(r) => {
-                    stream.push_subtree(GROUP_BITS, r);
-                }
-                None => crate::merkle::memchr_lines(bytes).for_each(|l| stream.push(l)),
+            match blocks {
+                // Complete groups come first and hold whole blocks, so every block is aligned.
+                Some(blocks) => blocks.into_iter().for_each(|(root, len)| {
+                    tiles.push_block(root, len);
+                }),
+                None => crate::merkle::memchr_lines(bytes).for_each(|l| {
+                    tiles.push_line(l);
+                }),
             }
         }
         progress.set(((b * BATCH) + batch.len()) as u64);
     }
     out.flush().map_err(io_err(path))?;
     progress.finish();
-    Ok(stream.root())
+    Ok(tiles.finish())
 }
 
-/// Writes `entrants.csv`, `stock.csv`, `seal.txt` and `seal.sig` into `dir`
-/// (created if missing) after checking every snapshot rule.
+/// Writes `entrants.csv`, its proof tiles `entrants.tiles` (SPEC.md §12),
+/// `stock.csv`, `seal.txt` and `seal.sig` into `dir` (created if missing) after
+/// checking every snapshot rule.
 ///
 /// # Errors
 /// [`DirError`] when a rule or field is broken or a write fails.
@@ -197,7 +202,12 @@ pub fn write_seal_with_progress(
     parse_stock(&stock_bytes)?;
     check_entrants(entrants, stock)?;
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let root = write_entrants(&dir.join("entrants.csv"), entrants, progress)?;
+    let tiles = write_entrants(&dir.join("entrants.csv"), entrants, progress)?;
+    let root = tiles.root();
+    let tiles_path = dir.join(TILES_FILE);
+    tiles
+        .write_file(&tiles_path, false)
+        .map_err(io_err(&tiles_path))?;
     write_file(&dir.join("stock.csv"), &stock_bytes)?;
     let seal = SealText {
         draw_date: fields.draw_date.clone(),

@@ -4,6 +4,7 @@
 
 pub mod dir;
 pub mod draw;
+pub mod limits;
 pub mod merkle;
 pub mod proof;
 pub mod rolls;
@@ -12,6 +13,7 @@ pub mod scan;
 pub mod sign;
 pub mod snapshot;
 pub mod text;
+pub mod tiles;
 pub mod verify;
 
 /// Progress reporting for long work, so the library stays free of any

@@ -189,6 +189,12 @@ impl MerkleStream {
         self.len == 0
     }
 
+    /// Empties the tree, keeping its allocation.
+    pub(crate) fn clear(&mut self) {
+        self.stack.clear();
+        self.len = 0;
+    }
+
     /// The RFC 6962 root of the leaves pushed so far.
     #[must_use]
     pub fn root(&self) -> Hash {
@@ -352,8 +358,10 @@ pub fn inclusion_proof_for_lines(
         let end = (starts[b]).min(bytes.len());
         &bytes[starts[a]..end]
     };
-    let leaf_end = (starts[index as usize + 1] - 1).min(bytes.len());
-    let leaf = leaf_hash(&bytes[starts[index as usize]..leaf_end]);
+    // The line without its LF. (The last line's end used to be taken as the file's end, LF
+    // included, so the last entrant's leaf hash was wrong and its path never verified.)
+    let line = line_bytes(index as usize, index as usize + 1);
+    let leaf = leaf_hash(line.strip_suffix(b"\n").unwrap_or(line));
     let mut path = Vec::new();
     path_of(
         index as usize,
@@ -521,6 +529,19 @@ mod tests {
                 prop_assert!(verify_inclusion(m as u64, n as u64, &leaves[m], &bad, &root).is_err());
             }
             prop_assert!(verify_inclusion(m as u64 + n as u64, n as u64, &leaves[m], &path, &root).is_err());
+        }
+    }
+
+    #[test]
+    fn the_path_of_every_line_verifies_the_last_one_included() {
+        for text in [&b"a\nb\nc\n"[..], b"a\nb\nc", b"only\n"] {
+            let (root, n) = root_of_lines(text);
+            for i in 0..n {
+                let (leaf, path, size) = inclusion_proof_for_lines(text, i).unwrap();
+                let line = memchr_lines(text).nth(i as usize).unwrap();
+                assert_eq!(leaf, leaf_hash(line), "line {i} of {text:?}");
+                assert!(verify_inclusion(i, size, &leaf, &path, &root).is_ok());
+            }
         }
     }
 

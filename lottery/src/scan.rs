@@ -14,10 +14,13 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::draw::pack_entry;
+use crate::limits::ENTRANT_LINE_MAX;
 use crate::merkle::{
     group_boundaries, leaf_hash, memchr_lines, node_hash, Hash, MerkleStream, GROUP_BITS,
+    GROUP_LINES,
 };
 use crate::snapshot::{Entrant, PoolIndex, SnapshotError};
+use crate::tiles::{reduce_to_blocks, Tiles, TilesBuilder, BLOCK_LINES};
 
 /// Bytes read per batch.
 const BATCH_BYTES: usize = 16 << 20;
@@ -42,6 +45,9 @@ pub struct EntrantScan {
     pub entries: Vec<u32>,
     /// Per entrant: the ULID's 128-bit value.
     pub tickets: Vec<u128>,
+    /// The proof tiles of the lines read (with [`ScanDigest::Tree`]): what `entrants.tiles`
+    /// must hold, rebuilt in the same pass (SPEC.md §12).
+    pub tiles: Option<Tiles>,
 }
 
 /// Which digest of `entrants.csv` a scan computes.
@@ -68,6 +74,8 @@ struct Batch {
 struct GroupOut {
     lines: u64,
     hashes: Vec<Hash>,
+    /// Where each block of [`BLOCK_LINES`] lines starts in the group's bytes (with a tree).
+    block_starts: Vec<usize>,
     entries: Vec<u32>,
     tickets: Vec<u128>,
     tags: Vec<u128>,
@@ -101,6 +109,11 @@ fn process_group(
         number += 1;
         out.lines += 1;
         if tree {
+            if (out.lines - 1) % BLOCK_LINES == 0 {
+                // The line is a subslice of `bytes`: its distance from the start is its offset.
+                out.block_starts
+                    .push(line.as_ptr() as usize - bytes.as_ptr() as usize);
+            }
             out.hashes.push(leaf_hash(line));
         }
         if !parse || out.error.is_some() {
@@ -144,15 +157,36 @@ fn process_group(
     out
 }
 
-fn reduce_complete(mut hashes: Vec<Hash>) -> Hash {
-    let mut n = hashes.len();
+/// The error for bytes after the last complete group that hold a line longer than any entrant
+/// line (`first` is the number of lines before them).
+fn overlong_line(rest: &[u8], first: u64) -> io::Error {
+    let at = rest
+        .split_inclusive(|&b| b == b'\n')
+        .position(|l| l.len() as u64 > ENTRANT_LINE_MAX)
+        .unwrap_or(0);
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "line {} is longer than {ENTRANT_LINE_MAX} bytes (no entrant line is): reading stopped",
+            first + at as u64 + 1
+        ),
+    )
+}
+
+/// A complete group's root and its blocks' roots.
+type GroupRoots = (Hash, Vec<Hash>);
+
+/// The root of a complete group and the roots of its blocks, hashed in place.
+fn reduce_complete(mut hashes: Vec<Hash>) -> GroupRoots {
+    let blocks = reduce_to_blocks(&mut hashes);
+    let mut n = blocks.len();
     while n > 1 {
         for i in 0..n / 2 {
             hashes[i] = node_hash(&hashes[2 * i], &hashes[2 * i + 1]);
         }
         n /= 2;
     }
-    hashes[0]
+    (hashes[0], blocks)
 }
 
 /// Reads `entrants.csv` from `reader` once: its tree head, its line count,
@@ -187,8 +221,20 @@ pub fn scan_entrants_with<R: Read + Send>(
 /// The shortest entrant line with its LF: a ticket id, one-character identifiers and the flag.
 const MIN_LINE_BYTES: u64 = 26 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 32 + 1;
 
-/// The scan, with the per-entrant vectors sized up front for `size` bytes (0: unknown), so they
-/// never grow by copying; untouched capacity costs no memory.
+/// At most this many entrants' room is reserved up front, whatever the file's length says: a
+/// sparse file of 64 GiB would otherwise reserve tens of gigabytes and abort on allocation.
+/// 2^24 is above the largest day benchmarked (10 million); past it the vectors grow as lines
+/// are actually read.
+const PRESIZE_MAX_LINES: u64 = 1 << 24;
+
+/// The most bytes that can follow the last complete group of a batch in a valid file: fewer
+/// than [`GROUP_LINES`] lines of at most [`ENTRANT_LINE_MAX`] bytes. More means a line far
+/// longer than any entrant line, and the reader stops instead of carrying it ever further.
+const CARRY_MAX: usize = (GROUP_LINES as u64 * ENTRANT_LINE_MAX) as usize;
+
+/// The scan, with the per-entrant vectors sized up front for `size` bytes (0: unknown, and at
+/// most [`PRESIZE_MAX_LINES`]), so they never grow by copying on a day of up to that size;
+/// untouched capacity costs no memory.
 fn scan_sized<R: Read + Send>(
     reader: R,
     size: u64,
@@ -198,9 +244,10 @@ fn scan_sized<R: Read + Send>(
 ) -> io::Result<EntrantScan> {
     let tree = digest == ScanDigest::Tree;
     let mut stream = MerkleStream::new();
+    let mut tiles = TilesBuilder::new();
     let mut lines = 0u64;
     let mut error: Option<SnapshotError> = None;
-    let most = usize::try_from(size / MIN_LINE_BYTES + 1).unwrap_or(0);
+    let most = usize::try_from((size / MIN_LINE_BYTES + 1).min(PRESIZE_MAX_LINES)).unwrap_or(0);
     let mut entries: Vec<u32> = Vec::with_capacity(if pools.is_some() { most } else { 0 });
     let mut tickets: Vec<u128> = Vec::with_capacity(most);
     let mut tags = TagBuckets::with_capacity(most);
@@ -246,6 +293,11 @@ fn scan_sized<R: Read + Send>(
                     }));
                     return sha.map(|h| h.finalize().into());
                 }
+                if buf.len() - cut > CARRY_MAX {
+                    let first = first_line + lines_in_groups;
+                    let _ = tx.send(Err(overlong_line(&buf[cut..], first)));
+                    return None;
+                }
                 carry.clear();
                 carry.extend_from_slice(&buf[cut..]);
                 buf.truncate(cut);
@@ -266,7 +318,7 @@ fn scan_sized<R: Read + Send>(
         for batch in rx {
             let batch = batch?;
             let parse = error.is_none();
-            let mut outs: Vec<(GroupOut, Option<Hash>)> = batch
+            let mut outs: Vec<(GroupOut, Option<GroupRoots>)> = batch
                 .bounds
                 .par_windows(2)
                 .enumerate()
@@ -287,15 +339,29 @@ fn scan_sized<R: Read + Send>(
                     None,
                 ));
             }
-            for (out, root) in outs {
+            for (g, (out, root)) in outs.into_iter().enumerate() {
                 lines += out.lines;
                 match root {
-                    Some(r) => stream
-                        .push_subtree(GROUP_BITS, r)
-                        .then_some(())
-                        .ok_or_else(|| io::Error::other("misaligned group"))?,
-                    // The tail's lines one by one (none without a tree).
-                    None => out.hashes.iter().for_each(|h| stream.push_leaf_hash(*h)),
+                    Some((r, blocks)) => {
+                        let group = &batch.bytes[batch.bounds[g]..batch.bounds[g + 1]];
+                        let ends = out.block_starts[1..].iter().copied().chain([group.len()]);
+                        let mut aligned = stream.push_subtree(GROUP_BITS, r);
+                        for ((root, start), end) in blocks.iter().zip(&out.block_starts).zip(ends) {
+                            aligned &= tiles.push_block(*root, (end - start) as u64);
+                        }
+                        if !aligned {
+                            return Err(io::Error::other("misaligned group"));
+                        }
+                    }
+                    // The tail's lines one by one (none without a tree), each with the bytes it
+                    // takes (a last line may lack its LF).
+                    None => {
+                        let tail = batch.bytes[batch.cut..].split_inclusive(|&b| b == b'\n');
+                        for (h, line) in out.hashes.iter().zip(tail) {
+                            stream.push_leaf_hash(*h);
+                            tiles.push_leaf(*h, line.len() as u64);
+                        }
+                    }
                 }
                 if error.is_some() {
                     continue;
@@ -327,6 +393,7 @@ fn scan_sized<R: Read + Send>(
     let duplicate = tags.any_duplicate();
     Ok(EntrantScan {
         root: tree.then(|| stream.root()),
+        tiles: tree.then(|| tiles.finish()),
         file_sha256,
         lines,
         error,

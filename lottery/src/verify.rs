@@ -9,15 +9,19 @@
 use std::fmt;
 use std::path::Path;
 
+use std::io::Read;
+
 use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 
 use crate::draw::{run, Core, DrawError};
+use crate::limits::{entrants_max, file_max, read_at_most, RESULT_LINE_MAX, TEXT_MAX};
 use crate::merkle::Hash;
 use crate::scan::{scan_entrants_file, scan_entrants_file_with, EntrantScan, ScanDigest};
 use crate::sign::{public_key_file, verify_signature};
 use crate::snapshot::{parse_stock, PoolIndex, StockLine, TicketId};
 use crate::text::{check_reveal, DrawText, SealText, SeedText};
+use crate::tiles::TILES_FILE;
 use crate::{NoProgress, Progress};
 
 /// The outcome of one check.
@@ -94,8 +98,84 @@ fn sha256(bytes: &[u8]) -> Hash {
     Sha256::digest(bytes).into()
 }
 
+/// Reads one of the day's small files whole, within its bound (see [`crate::limits`]).
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(dir.join(name)).map_err(|e| format!("cannot read {name}: {e}"))
+    read_at_most(&dir.join(name), file_max(name).unwrap_or(TEXT_MAX))
+        .map_err(|e| format!("cannot read {name}: {e}"))
+}
+
+/// What a streaming pass over a draw output found: its digest and line count, in constant
+/// memory (`result.csv` may be tens of megabytes).
+struct FileFacts {
+    sha256: Hash,
+    lines: u64,
+}
+
+/// Hashes and counts the lines of a file of at most `max` bytes, refusing a longer one from
+/// its length alone (hashing a 64 GiB sparse file would take minutes).
+fn file_facts(dir: &Path, name: &str, max: u64) -> Result<FileFacts, String> {
+    let io = |e: std::io::Error| format!("cannot read {name}: {e}");
+    let file = std::fs::File::open(dir.join(name)).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len > max {
+        return Err(format!(
+            "cannot read {name}: it is {len} bytes, more than the {max} a valid file can have"
+        ));
+    }
+    let mut file = file.take(max);
+    let mut sha = Sha256::new();
+    let mut lines = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        };
+        sha.update(&buf[..n]);
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+    }
+    Ok(FileFacts {
+        sha256: sha.finalize().into(),
+        lines,
+    })
+}
+
+/// The first `max` bytes of a file (all of it when shorter).
+fn read_prefix(dir: &Path, name: &str, max: usize) -> Result<Vec<u8>, String> {
+    let io = |e: std::io::Error| format!("cannot read {name}: {e}");
+    let file = std::fs::File::open(dir.join(name)).map_err(io)?;
+    let mut out = Vec::new();
+    file.take(max as u64).read_to_end(&mut out).map_err(io)?;
+    Ok(out)
+}
+
+/// Bytes of a draw output read past the length the replay gives: enough to show the first
+/// extra line in a FAIL line.
+const EXTRA_SHOWN: usize = 4096;
+
+/// The directory's last name when it looks like a date (`YYYY-MM-DD`): the service names a
+/// day's directory after its draw date (SPEC.md §10).
+fn date_name(dir: &Path) -> Option<String> {
+    let last = match dir.components().next_back() {
+        Some(std::path::Component::Normal(name)) => Some(name.to_os_string()),
+        // `.` or `..`: the name is the one the path resolves to.
+        _ => std::fs::canonicalize(dir)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_os_string())),
+    }?;
+    let name = last.to_str()?;
+    let b = name.as_bytes();
+    let looks_like_date = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    looks_like_date.then(|| name.to_string())
 }
 
 fn cannot(what: &str) -> String {
@@ -187,6 +267,20 @@ pub fn verify_dir_scanned(
             Err(e) => Err(cannot(e)),
         },
     );
+
+    if let Some(name) = date_name(dir) {
+        r.add(
+            "directory name matches seal.txt draw_date",
+            match &seal {
+                Ok(s) if s.draw_date == name => Ok(()),
+                Ok(s) => Err(format!(
+                    "the directory is named {name}, seal.txt says draw_date:{}",
+                    s.draw_date
+                )),
+                Err(_) => Err(cannot("seal.txt is invalid")),
+            },
+        );
+    }
 
     // The stock.
     let stock_bytes = read(dir, "stock.csv");
@@ -284,6 +378,29 @@ pub fn verify_dir_scanned(
                 Err(e) => Err(cannot(e)),
             },
         ),
+    }
+
+    // The proof tiles: derived data, rebuilt from the same pass and compared byte for byte.
+    // The officials' draw (which skips the tree) leaves them to the notary.
+    if *check == EntrantsCheck::Root {
+        let path = dir.join(TILES_FILE);
+        if path.exists() {
+            r.add(
+                format!("{TILES_FILE} is rebuilt from entrants.csv byte for byte"),
+                match &scan {
+                    Ok(EntrantScan {
+                        tiles: Some(tiles), ..
+                    }) => tiles.compare_file(&path),
+                    Ok(_) => Err(cannot("the scan built no tree")),
+                    Err(e) => Err(cannot(e)),
+                },
+            );
+        } else {
+            r.add(
+                format!("{TILES_FILE} is absent (optional derived data: nothing to check)"),
+                Ok(()),
+            );
+        }
     }
 
     if let Some(prev) = previous {
@@ -397,9 +514,21 @@ pub fn verify_dir_scanned(
     );
 
     // Replay both rolls.
-    let files: Vec<Result<Vec<u8>, String>> = ["result.csv", "pools.csv", "spill.csv"]
+    // Each winner is an entrant: result.csv's bound comes from the lines entrants.csv really
+    // has (or, when it could not be read, from the count seal.txt states).
+    let entrants = match (&scan, &seal) {
+        (Ok(sc), _) => Some(sc.lines),
+        (Err(_), Ok(s)) => Some(s.entrants),
+        (Err(_), Err(_)) => None,
+    };
+    let files: Vec<Result<FileFacts, String>> = ["result.csv", "pools.csv", "spill.csv"]
         .iter()
-        .map(|f| read(dir, f))
+        .map(|f| {
+            let max = file_max(f)
+                .or_else(|| entrants.map(|n| entrants_max(n, RESULT_LINE_MAX)))
+                .ok_or_else(|| cannot("neither entrants.csv nor seal.txt could be read"))?;
+            file_facts(dir, f, max)
+        })
         .collect();
     let replayed: Result<Replayed, String> = match (&stock, &scan, seed) {
         (Ok(st), Ok(sc), Some(seed)) if sc.error.is_none() && !sc.duplicate_tag => {
@@ -415,9 +544,10 @@ pub fn verify_dir_scanned(
         r.add(
             format!("{name} is reproduced by the draw byte for byte"),
             match (&replayed, &files[k]) {
-                (Ok(outs), Ok(file)) => {
+                (Ok(outs), Ok(_)) => {
                     let want = [&outs.result_csv, &outs.pools_csv, &outs.spill_csv][k];
-                    compare_bytes(name, want, file)
+                    read_prefix(dir, name, want.len() + EXTRA_SHOWN)
+                        .and_then(|file| compare_bytes(name, want, &file))
                 }
                 (Err(e), _) => Err(e.clone()),
                 (_, Err(e)) => Err(e.clone()),
@@ -431,7 +561,7 @@ pub fn verify_dir_scanned(
             r.add(
                 "draw.txt winners matches result.csv",
                 files[0].as_ref().map_err(Clone::clone).and_then(|f| {
-                    let lines = memchr::memchr_iter(b'\n', f).count() as u64;
+                    let lines = f.lines;
                     if lines == d.winners {
                         Ok(())
                     } else {
@@ -453,7 +583,7 @@ pub fn verify_dir_scanned(
                 r.add(
                     format!("draw.txt {name}_sha256 matches {name}.csv"),
                     files[k].as_ref().map_err(Clone::clone).and_then(|f| {
-                        let got = sha256(f);
+                        let got = f.sha256;
                         if &got == want {
                             Ok(())
                         } else {
@@ -592,13 +722,14 @@ pub fn replay_dir(dir: &Path, progress: &dyn Progress) -> Result<Replayed, Repla
         let file = file.to_string();
         move |source| ReplayError::Io { file, source }
     };
-    let seal_bytes = std::fs::read(dir.join("seal.txt")).map_err(io("seal.txt"))?;
+    let seal_bytes = read_at_most(&dir.join("seal.txt"), TEXT_MAX).map_err(io("seal.txt"))?;
     let seal = SealText::parse(&seal_bytes).map_err(|e| ReplayError::Invalid(e.to_string()))?;
-    let drawn_bytes = std::fs::read(dir.join("draw.txt")).map_err(io("draw.txt"))?;
+    let drawn_bytes = read_at_most(&dir.join("draw.txt"), TEXT_MAX).map_err(io("draw.txt"))?;
     let drawn = DrawText::parse(&drawn_bytes).map_err(|e| ReplayError::Invalid(e.to_string()))?;
     crate::text::check_reveals(&seal.commits, &drawn.reveals)
         .map_err(|e| ReplayError::Invalid(e.to_string()))?;
-    let stock_bytes = std::fs::read(dir.join("stock.csv")).map_err(io("stock.csv"))?;
+    let stock_bytes =
+        read_at_most(&dir.join("stock.csv"), crate::limits::TABLE_MAX).map_err(io("stock.csv"))?;
     let stock =
         parse_stock(&stock_bytes).map_err(|e| ReplayError::Invalid(format!("stock.csv {e}")))?;
     let pools = PoolIndex::new(&stock);

@@ -327,3 +327,153 @@ fn the_v1_small_audit_path_of_entrant_5_matches_proof_5() {
     let root = unhex32(&value("root:")[0]);
     assert!(verify_inclusion(5, 40, &leaf, &path, &root).is_ok());
 }
+
+/// Rebuilds `entrants.tiles` for a vector day (the vectors predate the tiles and must not
+/// change), as `notary tiles` does.
+fn vector_tiles(name: &str) -> Vec<u8> {
+    let out = tempfile::tempdir().unwrap();
+    let tiles =
+        lottery::tiles::rebuild(&vector_dir(name), out.path(), &lottery::NoProgress).unwrap();
+    let bytes = std::fs::read(out.path().join("entrants.tiles")).unwrap();
+    assert_eq!(tiles.to_bytes(), bytes);
+    // The same bytes from the line-by-line builder the service's seal uses.
+    let mut builder = lottery::tiles::TilesBuilder::new();
+    for line in String::from_utf8(read(name, "entrants.csv"))
+        .unwrap()
+        .lines()
+    {
+        builder.push_line(line.as_bytes());
+    }
+    assert_eq!(builder.finish().to_bytes(), bytes);
+    bytes
+}
+
+#[test]
+fn the_proof_tiles_of_both_vector_days_are_pinned() {
+    // Provenance: maskdraw-tiles-v1 has no outside implementation yet. These digests are of
+    // the files this crate writes for shared/vectors/v1-small and v1-contested; the format is
+    // checked against SPEC.md §12 read literally by `tiles::tests` (every node recomputed from
+    // the recursive MTH), and the audit paths below against the full read and proof-5.txt.
+    for (name, sha) in [
+        (
+            "v1-small",
+            "5f2d16f99f5981c796207b31e4455ea72e3b73d2c6deeafa7833fe95849e7c31",
+        ),
+        (
+            "v1-contested",
+            "12a33454ed5d6911eacee40f2e9864014b4372ba6c4324a5e76df98cda760b52",
+        ),
+    ] {
+        let bytes = vector_tiles(name);
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), sha, "{name}");
+    }
+}
+
+#[test]
+fn the_v1_small_tiles_are_spec_section_12s_first_worked_example() {
+    // 40 entrants: one block, so the file is a header, two offsets and the root once more.
+    assert_eq!(
+        hex::encode(vector_tiles("v1-small")),
+        concat!(
+            "6d61736b647261772d74696c65732d76310a000000000000", // "maskdraw-tiles-v1\n", 6 × 00
+            "0000000000000008",                                 // height 8
+            "0000000000000028",                                 // 40 entrants
+            "bdb92840b84c4a32f285aad6b793b00705158522dfff95a6f18e151b0cd78da0", // entrants_root
+            "0000000000000000",                                 // block 0 starts at byte 0
+            "0000000000000b90",                                 // entrants.csv is 2960 bytes
+            "bdb92840b84c4a32f285aad6b793b00705158522dfff95a6f18e151b0cd78da0", // node(8, 0)
+        )
+    );
+    // Entrant 5's proof is all inside the one block: proof-5.txt's path, from the tiles.
+    let day = tempfile::tempdir().unwrap();
+    for f in ["seal.txt", "stock.csv", "entrants.csv"] {
+        std::fs::copy(vector_dir("v1-small").join(f), day.path().join(f)).unwrap();
+    }
+    std::fs::write(day.path().join("entrants.tiles"), vector_tiles("v1-small")).unwrap();
+    let proof = lottery::proof::DayProofs::open(day.path())
+        .unwrap()
+        .proof("01KARDKCX650GXHDPXBDD1JSYG")
+        .unwrap();
+    let text = String::from_utf8(read("v1-small", "proof-5.txt")).unwrap();
+    let audit: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("audit:"))
+        .collect();
+    assert_eq!(proof.audit_path, audit);
+    assert!(proof.path_verifies);
+}
+
+#[test]
+fn the_v1_contested_tiles_give_entrant_300_the_top_of_its_audit_path() {
+    // 600 entrants: blocks 0..256, 256..512, 512..600; heights 8 (3 nodes), 9 (2), 10 (1).
+    let bytes = vector_tiles("v1-contested");
+    assert_eq!(bytes.len(), 72 + 4 * 8 + 6 * 32);
+    let word = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+    assert_eq!(
+        [word(72), word(80), word(88), word(96)],
+        [0, 18944, 37888, 44400]
+    );
+    let node = |i: usize| hex::encode(&bytes[104 + 32 * i..136 + 32 * i]);
+    let mth = |lo: usize, hi: usize| {
+        let leaves: Vec<[u8; 32]> = String::from_utf8(read("v1-contested", "entrants.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| leaf_hash(l.as_bytes()))
+            .collect();
+        hex::encode(root_of_leaf_hashes(&leaves[lo..hi]))
+    };
+    let pinned = [
+        (
+            "0718f74fc19738d2b769e2238b4165dae09cf6a1976b5cf8d11e566306e24675",
+            (0, 256),
+        ),
+        (
+            "52732ac7b9d7ccce011f1c0800804fe3eb796e57e1702f24a9311bb8c5b51ec3",
+            (256, 512),
+        ),
+        (
+            "9a87debcac1d896023b9dbcc95cb89d17f444a09d08bf35953b4fe9f6cca0220",
+            (512, 600),
+        ),
+        (
+            "73485d6cb3606f7a0de49e2db3d4f642480503d4122ae68bfc575578ea3951fb",
+            (0, 512),
+        ),
+        (
+            "9a87debcac1d896023b9dbcc95cb89d17f444a09d08bf35953b4fe9f6cca0220",
+            (512, 600),
+        ),
+        (
+            "c38cf77e2cc3be9f4048cd15b05d77423b1ad47cc52bf5e116b96020569384b6",
+            (0, 600),
+        ),
+    ];
+    for (i, (hash, (lo, hi))) in pinned.iter().enumerate() {
+        assert_eq!(node(i), *hash, "node {i}");
+        assert_eq!(mth(*lo, *hi), *hash, "MTH(D[{lo}:{hi}])");
+    }
+    // Entrant 300 is at index 44 of block 1: eight hashes from its block, then its block's
+    // siblings node(8, 0) and node(9, 1) from the file; the same path as the full read's.
+    let entrants = read("v1-contested", "entrants.csv");
+    let (_, path, _) = inclusion_proof_for_lines(&entrants, 300).unwrap();
+    let path: Vec<String> = path.iter().map(hex::encode).collect();
+    assert_eq!(path.len(), 10);
+    assert_eq!(path[8], pinned[0].0);
+    assert_eq!(path[9], pinned[4].0);
+    let day = tempfile::tempdir().unwrap();
+    for f in ["seal.txt", "stock.csv", "entrants.csv"] {
+        std::fs::copy(vector_dir("v1-contested").join(f), day.path().join(f)).unwrap();
+    }
+    std::fs::write(day.path().join("entrants.tiles"), &bytes).unwrap();
+    let proof = lottery::proof::DayProofs::open(day.path())
+        .unwrap()
+        .proof("01KASGX05PQTTGV0P6T7KSZWMZ")
+        .unwrap();
+    assert_eq!(proof.leaf_index, 300);
+    assert_eq!(proof.audit_path, path);
+    assert_eq!(
+        proof.audit_path[0],
+        "39b3ba9aa49b31eef05f532b6f1dc1134957e7231cb2a403e5cf32c5111de6a6"
+    );
+    assert!(proof.path_verifies);
+}

@@ -252,6 +252,7 @@ fn sample_writes_a_directory_that_verifies_and_is_deterministic() {
         "draw.txt",
         "draw.sig",
         "authority.pub",
+        "entrants.tiles",
     ] {
         assert_eq!(
             std::fs::read(a.path().join(f)).unwrap(),
@@ -276,4 +277,187 @@ fn sample_writes_a_directory_that_verifies_and_is_deterministic() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+#[test]
+fn verify_fails_when_a_directory_named_for_a_date_holds_another_days_seal() {
+    let key = vector_dir("v1-small").join("authority.pub");
+    let root = tempfile::tempdir().unwrap();
+    let copy_to = |name: &str| {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(vector_dir("v1-small")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+        dir
+    };
+    // v1-small's seal.txt says draw_date:2026-11-24.
+    let wrong = copy_to("2026-11-25");
+    let out = notary(&["verify", s(&wrong), "--key", s(&key)]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(
+            "FAIL directory name matches seal.txt draw_date: the directory is named 2026-11-25, seal.txt says draw_date:2026-11-24"
+        ),
+        "{stdout}"
+    );
+    // The same day under its own date passes that check, also when named with a trailing slash.
+    let right = copy_to("2026-11-24");
+    let out = notary(&["verify", &format!("{}/", s(&right)), "--key", s(&key)]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("PASS directory name matches seal.txt draw_date"),
+        "{stdout}"
+    );
+    // A directory not named like a date gets no such check (v1-small itself).
+    let out = notary(&["verify", s(&vector_dir("v1-small")), "--key", s(&key)]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("directory name"), "{stdout}");
+}
+
+fn copy_vector(name: &str, to: &Path) {
+    for e in std::fs::read_dir(vector_dir(name)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn tiles_rewrites_the_file_the_sample_wrote_and_verify_then_checks_it() {
+    let day = tempfile::tempdir().unwrap();
+    let out = notary(&[
+        "sample",
+        s(day.path()),
+        "--entrants",
+        "3000",
+        "--pharmacies",
+        "20",
+    ]);
+    assert!(out.status.success());
+    let written = std::fs::read(day.path().join("entrants.tiles")).unwrap();
+    let key = day.path().join("authority.pub");
+    let verify = || {
+        let out = notary(&["verify", s(day.path()), "--key", s(&key)]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(verify().contains("PASS entrants.tiles is rebuilt from entrants.csv byte for byte\n"));
+
+    // Without the file: an optional part is absent, and the day still verifies.
+    std::fs::remove_file(day.path().join("entrants.tiles")).unwrap();
+    assert!(verify()
+        .contains("PASS entrants.tiles is absent (optional derived data: nothing to check)\n"));
+
+    // Elsewhere with --out, then in place: the same bytes the sample wrote.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = notary(&["tiles", s(day.path()), "--out", s(elsewhere.path())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3000 entrants"));
+    assert!(!day.path().join("entrants.tiles").exists());
+    assert_eq!(
+        std::fs::read(elsewhere.path().join("entrants.tiles")).unwrap(),
+        written
+    );
+    let out = notary(&["tiles", s(day.path())]);
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read(day.path().join("entrants.tiles")).unwrap(),
+        written
+    );
+    assert!(verify().contains("PASS entrants.tiles is rebuilt"));
+}
+
+#[test]
+fn tiles_refuses_an_entrants_csv_that_is_not_the_sealed_one() {
+    let day = tempfile::tempdir().unwrap();
+    copy_vector("v1-small", day.path());
+    // Still a valid file (one flexible flag flipped), but not the sealed one.
+    let text = String::from_utf8(read("v1-small", "entrants.csv")).unwrap();
+    let changed = text.replacen(",SURG,1,", ",SURG,0,", 1);
+    assert_ne!(changed, text);
+    std::fs::write(day.path().join("entrants.csv"), changed).unwrap();
+    let out = notary(&["tiles", s(day.path())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("seal.txt says 40"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!day.path().join("entrants.tiles").exists());
+    // A file breaking a rule gets no tiles either.
+    std::fs::write(
+        day.path().join("entrants.csv"),
+        text.lines()
+            .rev()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let out = notary(&["tiles", s(day.path())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("entrants.csv line 2"));
+}
+
+#[test]
+fn proof_prints_the_same_with_or_without_tiles_and_warns_only_when_they_are_damaged() {
+    let day = tempfile::tempdir().unwrap();
+    copy_vector("v1-contested", day.path());
+    let text = String::from_utf8(read("v1-contested", "entrants.csv")).unwrap();
+    let tickets: Vec<&str> = text.lines().map(|l| &l[..26]).collect();
+    let asked = [tickets[0], tickets[300], tickets[599]];
+    let prove = |t: &str| notary(&["proof", s(day.path()), t]);
+    let without: Vec<Output> = asked.iter().map(|t| prove(t)).collect();
+    for out in &without {
+        assert!(out.status.success());
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(notary(&["tiles", s(day.path())]).status.success());
+    for (t, before) in asked.iter().zip(&without) {
+        let out = prove(t);
+        assert_eq!(out.stdout, before.stdout, "{t}");
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The last entrant's path verifies (the full read used to hash its LF into the leaf).
+    let json: serde_json::Value = serde_json::from_slice(&without[2].stdout).unwrap();
+    assert_eq!(json["leaf_index"], 599);
+    assert_eq!(json["path_verifies"], true);
+
+    // Node 0 at height 9 (byte 200) is the last block's sibling: its proofs notice, answer
+    // from entrants.csv alone, and say so on stderr; stdout is unchanged.
+    let path = day.path().join("entrants.tiles");
+    let mut tiles = std::fs::read(&path).unwrap();
+    tiles[200] ^= 1;
+    std::fs::write(&path, &tiles).unwrap();
+    let out = prove(tickets[599]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, without[2].stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: block 2 of entrants.csv (lines 513 to 600)")
+            && stderr.contains("answered from entrants.csv alone"),
+        "{stderr}"
+    );
+    // A never-sealed ticket is still unknown, whatever the tiles.
+    let out = prove("01KASGX05PQTTGV0P6T7KSZWN0");
+    assert_eq!(out.status.code(), Some(3));
 }

@@ -229,3 +229,182 @@ fn the_file_digest_check_passes_only_the_bytes_whose_sha256_was_recorded() {
         "{failed:?}"
     );
 }
+
+/// A copy of a vector day with its proof tiles written by `notary tiles`.
+fn day_with_tiles(name: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(vector_dir(name)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
+    }
+    lottery::tiles::rebuild(tmp.path(), tmp.path(), &lottery::NoProgress).unwrap();
+    tmp
+}
+
+const TILES_CHECK: &str = "entrants.tiles is rebuilt from entrants.csv byte for byte";
+
+/// Verify fails, and the one failed check is the tiles', naming the file.
+fn assert_only_the_tiles_fail(dir: &Path, what: &str) {
+    let key = parse_public_key_file(&read("v1-small", "authority.pub")).unwrap();
+    let report = verify_dir(dir, &key, None);
+    let failed: Vec<String> = report
+        .failures()
+        .map(|c| format!("{}: {:?}", c.name, c.outcome))
+        .collect();
+    assert_eq!(failed.len(), 1, "{what}: {failed:?}");
+    assert!(failed[0].starts_with(TILES_CHECK), "{what}: {failed:?}");
+    assert!(
+        failed[0][TILES_CHECK.len()..].contains("entrants.tiles"),
+        "{what}: {failed:?}"
+    );
+}
+
+#[test]
+fn every_byte_change_to_entrants_tiles_fails_verification_naming_the_file() {
+    for name in ["v1-small", "v1-contested"] {
+        let day = day_with_tiles(name);
+        let key = parse_public_key_file(&read(name, "authority.pub")).unwrap();
+        let report = verify_dir(day.path(), &key, None);
+        assert!(report.all_passed(), "{report}");
+        assert!(report.checks.iter().any(|c| c.name == TILES_CHECK));
+        let path = day.path().join("entrants.tiles");
+        let original = std::fs::read(&path).unwrap();
+        for pos in 0..original.len() {
+            let mut changed = original.clone();
+            changed[pos] = replacement(original[pos], pos);
+            std::fs::write(&path, &changed).unwrap();
+            assert_only_the_tiles_fail(day.path(), &format!("{name} byte {pos}"));
+        }
+        for (what, changed) in [
+            ("truncated", original[..original.len() - 1].to_vec()),
+            ("cut to its header", original[..72].to_vec()),
+            ("empty", Vec::new()),
+            ("extended", [&original[..], &[0u8]].concat()),
+        ] {
+            std::fs::write(&path, &changed).unwrap();
+            assert_only_the_tiles_fail(day.path(), &format!("{name} {what}"));
+        }
+        std::fs::write(&path, &original).unwrap();
+    }
+}
+
+#[test]
+fn another_days_tiles_fail_verification_naming_the_file() {
+    let small = day_with_tiles("v1-small");
+    let contested = day_with_tiles("v1-contested");
+    std::fs::copy(
+        contested.path().join("entrants.tiles"),
+        small.path().join("entrants.tiles"),
+    )
+    .unwrap();
+    assert_only_the_tiles_fail(small.path(), "v1-contested's tiles in v1-small");
+    // Nor can they serve proofs: the full read answers, as if they were absent.
+    let proofs = lottery::proof::DayProofs::open(small.path()).unwrap();
+    assert!(matches!(
+        proofs.source(),
+        lottery::proof::ProofSource::FullRead(lottery::proof::FullReadReason::Unusable(why))
+            if why.contains("entrants.tiles")
+    ));
+}
+
+/// A few tickets of v1-contested across its three blocks, and one that was never sealed.
+fn contested_sample() -> Vec<String> {
+    let text = String::from_utf8(read("v1-contested", "entrants.csv")).unwrap();
+    let all: Vec<&str> = text.lines().map(|l| &l[..26]).collect();
+    let mut out: Vec<String> = [0usize, 1, 100, 255, 256, 300, 511, 512, 598, 599]
+        .iter()
+        .map(|&i| all[i].to_string())
+        .collect();
+    out.push("01KASGX05PQTTGV0P6T7KSZWN0".into());
+    out
+}
+
+fn proof_text(r: &Result<lottery::proof::TicketProof, lottery::proof::ProofError>) -> String {
+    match r {
+        Ok(p) => serde_json::to_string(p).unwrap(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn proofs_over_damaged_tiles_are_the_full_reads_and_the_damage_is_reported() {
+    use lottery::proof::{full_read, DayProofs, FullReadReason, ProofSource};
+    let day = day_with_tiles("v1-contested");
+    let asked = contested_sample();
+    // entrants.csv is intact, so the full read's answers are the truth.
+    let truth: Vec<String> = asked
+        .iter()
+        .map(|t| proof_text(&full_read::ticket_proof(day.path(), t)))
+        .collect();
+    let path = day.path().join("entrants.tiles");
+    let original = std::fs::read(&path).unwrap();
+    let mut reported = 0;
+    for pos in 0..original.len() {
+        let mut changed = original.clone();
+        changed[pos] = replacement(original[pos], pos);
+        std::fs::write(&path, &changed).unwrap();
+        let proofs = DayProofs::open(day.path()).unwrap();
+        for (t, want) in asked.iter().zip(&truth) {
+            let (got, source) = proofs.proof_with_source(t);
+            assert_eq!(&proof_text(&got), want, "byte {pos}, ticket {t}");
+            if matches!(
+                source,
+                ProofSource::FullRead(FullReadReason::Unusable(_) | FullReadReason::Disagrees(_))
+            ) {
+                reported += 1;
+            }
+        }
+    }
+    // Most changes are caught at open (header, length) or by the block proof; a change to a
+    // node none of these tickets needs is left to `notary verify`.
+    assert!(
+        reported > original.len(),
+        "{reported} damaged answers reported"
+    );
+}
+
+#[test]
+fn a_damaged_entrants_csv_never_yields_a_proof_that_verifies_for_a_line_that_was_not_sealed() {
+    use lottery::merkle::{leaf_hash, verify_inclusion};
+    use lottery::proof::DayProofs;
+    let day = day_with_tiles("v1-contested");
+    let seal = lottery::text::SealText::parse(&read("v1-contested", "seal.txt")).unwrap();
+    let sealed_text = String::from_utf8(read("v1-contested", "entrants.csv")).unwrap();
+    let sealed: Vec<&str> = sealed_text.lines().collect();
+    let path = day.path().join("entrants.csv");
+    let original = std::fs::read(&path).unwrap();
+    let asked = contested_sample();
+    let mut checked = 0;
+    for pos in (0..original.len()).step_by(41) {
+        let mut changed = original.clone();
+        changed[pos] = replacement(original[pos], pos);
+        std::fs::write(&path, &changed).unwrap();
+        let Ok(proofs) = DayProofs::open(day.path()) else {
+            continue;
+        };
+        for t in &asked {
+            let Ok(p) = proofs.proof(t) else { continue };
+            if !p.path_verifies {
+                continue;
+            }
+            // A proof that says it verifies is a true statement about the sealed file.
+            assert_eq!(p.leaf, sealed[p.leaf_index as usize], "byte {pos}, {t}");
+            let path: Vec<[u8; 32]> = p
+                .audit_path
+                .iter()
+                .map(|h| hex::decode(h).unwrap().try_into().unwrap())
+                .collect();
+            assert!(verify_inclusion(
+                p.leaf_index,
+                seal.entrants,
+                &leaf_hash(p.leaf.as_bytes()),
+                &path,
+                &seal.entrants_root
+            )
+            .is_ok());
+            checked += 1;
+        }
+    }
+    std::fs::write(&path, &original).unwrap();
+    assert!(checked > 1000, "{checked}");
+}

@@ -1,8 +1,9 @@
 //! `maskdraw seal`: fixes the day's entrants into `snapshots/<date>/` (DESIGN.md "Sealed
 //! snapshot format"), signs it, and records it.
 //!
-//! Rows are streamed from PostgreSQL straight into `entrants.csv` and the Merkle tree: the
-//! entrants are never held in memory. The directory is written under a temporary name and
+//! Rows are streamed from PostgreSQL straight into `entrants.csv` and the Merkle tree, whose
+//! proof tiles (`entrants.tiles`, `lottery::tiles`) come out of the same pass: the entrants
+//! are never held in memory. The directory is written under a temporary name and
 //! renamed into place only after the database has committed the seal.
 
 use std::collections::HashSet;
@@ -12,9 +13,9 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use ed25519_dalek::SigningKey;
-use lottery::merkle::MerkleStream;
 use lottery::snapshot::{Ident, TicketId};
 use lottery::text::{Commit, SealText};
+use lottery::tiles::{TilesBuilder, TILES_FILE};
 use sha2::{Digest, Sha256};
 
 use super::{cutoff, day_dir, io, Bar, DayContext, DayError};
@@ -92,7 +93,8 @@ const SEND_BYTES: usize = 256 << 10;
 /// Checks, hashes and writes `entrants.csv` as its lines arrive.
 struct Writer {
     file: std::io::BufWriter<std::fs::File>,
-    tree: MerkleStream,
+    /// The tree: its head for `seal.txt` and its proof tiles for `entrants.tiles`.
+    tiles: TilesBuilder,
     /// SHA-256 of the file's bytes, recorded with the seal for the draw's check.
     sha: Sha256,
     last: Option<TicketId>,
@@ -118,7 +120,7 @@ impl Writer {
             if self.last.is_some_and(|l| l >= e.ticket_id) {
                 return Err(format!("ticket {} is out of byte order", e.ticket_id));
             }
-            self.tree.push(body);
+            self.tiles.push_line(body);
             self.pools.insert((e.pharmacy_id, e.product_id));
             self.last = Some(e.ticket_id);
             self.n += 1;
@@ -194,7 +196,7 @@ pub async fn seal(
     let file = std::fs::File::create(tmp_dir.join("entrants.csv")).map_err(io("entrants.csv"))?;
     let writer = Writer {
         file: std::io::BufWriter::with_capacity(1 << 20, file),
-        tree: MerkleStream::new(),
+        tiles: TilesBuilder::new(),
         sha: Sha256::new(),
         last: None,
         pools: HashSet::new(),
@@ -287,6 +289,10 @@ pub async fn seal(
                 .get_ref()
                 .sync_all()
                 .map_err(|e| format!("syncing entrants.csv: {e}"))?;
+            let tiles = std::mem::take(&mut w.tiles).finish();
+            tiles
+                .write_file(&tmp.join(TILES_FILE), true)
+                .map_err(|e| format!("writing {TILES_FILE}: {e}"))?;
             let stock_bytes = stock_file(&stock, &w.pools, catalog)?;
             write(&tmp.join("stock.csv"), &stock_bytes)?;
             let previous = previous_id
@@ -302,7 +308,7 @@ pub async fn seal(
                 draw_date: date.to_string(),
                 cutoff: cut.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
                 entrants: w.n,
-                entrants_root: w.tree.root(),
+                entrants_root: tiles.root(),
                 stock_sha256: Sha256::digest(&stock_bytes).into(),
                 previous,
                 commits: commits.clone(),

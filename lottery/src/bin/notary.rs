@@ -53,6 +53,15 @@ enum Command {
         /// The ticket id (ULID).
         ticket_id: String,
     },
+    /// (Re)write the proof tiles entrants.tiles from entrants.csv alone (for a day
+    /// received without them); with seal.txt in DIR, only if they match its root.
+    Tiles {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// Where to write entrants.tiles (default: DIR).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Write a synthetic sealed and drawn directory, signed by a throwaway key
     /// derived from the seed (authority.pub is written beside the files).
     Sample {
@@ -122,6 +131,9 @@ fn main() -> ExitCode {
         Command::Verify { dir, key, previous } => verify(&dir, &key, previous.as_deref()),
         Command::Replay { dir, out } => replay(&dir, &out).map(|()| ExitCode::SUCCESS),
         Command::Proof { dir, ticket_id } => proof(&dir, &ticket_id),
+        Command::Tiles { dir, out } => {
+            tiles(&dir, out.as_deref().unwrap_or(&dir)).map(|()| ExitCode::SUCCESS)
+        }
         Command::Sample {
             outdir,
             entrants,
@@ -139,8 +151,8 @@ fn main() -> ExitCode {
 }
 
 fn verify(dir: &Path, key: &Path, previous: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let key_bytes =
-        std::fs::read(key).with_context(|| format!("cannot read key file {}", key.display()))?;
+    let key_bytes = lottery::limits::read_at_most(key, lottery::limits::KEY_OR_SIGNATURE_MAX)
+        .with_context(|| format!("cannot read key file {}", key.display()))?;
     let key =
         parse_public_key_file(&key_bytes).with_context(|| format!("key file {}", key.display()))?;
     if !dir.is_dir() {
@@ -176,17 +188,47 @@ fn replay(dir: &Path, out: &Path) -> anyhow::Result<()> {
 }
 
 fn proof(dir: &Path, ticket_id: &str) -> anyhow::Result<ExitCode> {
-    match lottery::proof::ticket_proof(dir, ticket_id) {
+    use lottery::proof::{DayProofs, FullReadReason, ProofError, ProofSource};
+    // A malformed id is refused before any file is read.
+    if lottery::snapshot::TicketId::parse(ticket_id.as_bytes()).is_err() {
+        return Err(ProofError::BadTicketId(ticket_id.to_string()).into());
+    }
+    let (result, source) = DayProofs::open(dir)?.proof_with_source(ticket_id);
+    // Tiles that are missing are optional; tiles that are there but wrong are damage.
+    if let ProofSource::FullRead(
+        why @ (FullReadReason::Unusable(_) | FullReadReason::Disagrees(_)),
+    ) = &source
+    {
+        eprintln!(
+            "notary: warning: {why}; answered from entrants.csv alone (run `notary verify`; \
+             `notary tiles` rewrites {})",
+            lottery::tiles::TILES_FILE
+        );
+    }
+    match result {
         Ok(p) => {
             println!("{}", serde_json::to_string_pretty(&p)?);
             Ok(ExitCode::SUCCESS)
         }
-        Err(e @ lottery::proof::ProofError::UnknownTicket(_)) => {
+        Err(e @ ProofError::UnknownTicket(_)) => {
             eprintln!("notary: {e}");
             Ok(ExitCode::from(3))
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn tiles(dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let tiles = lottery::tiles::rebuild(dir, out, &Bar::new())?;
+    println!(
+        "wrote {}: {} entrants, {} bytes ({:.2} per entrant), root {}",
+        out.join(lottery::tiles::TILES_FILE).display(),
+        tiles.entrants(),
+        tiles.len(),
+        tiles.len() as f64 / tiles.entrants().max(1) as f64,
+        hex::encode(tiles.root())
+    );
+    Ok(())
 }
 
 fn sample(outdir: &Path, entrants: u64, pharmacies: u32, seed: u64) -> anyhow::Result<()> {

@@ -512,12 +512,15 @@ pub async fn proof(
         .ok_or_else(|| ApiError::field(Code::ValidationFailed, "date", "date is YYYY-MM-DD"))?;
     let day = super::snapshots::published_day(&state, date).await?;
     let t = ticket.clone();
-    let proof = web::block(move || lottery::proof::ticket_proof(&day.dir, &t))
+    let st = state.clone();
+    let proof = web::block(move || st.cache.proofs.get(&day)?.proof(&t))
         .await
         .map_err(|e| ApiError::internal(&e))?
-        .map_err(|e| {
-            tracing::info!(error = %e, ticket, "no proof");
-            ApiError::new(Code::NotFound, "this ticket was not in that draw")
+        .map_err(|e| match e {
+            lottery::proof::ProofError::UnknownTicket(_) => {
+                ApiError::new(Code::NotFound, "this ticket was not in that draw")
+            }
+            other => ApiError::internal(&other),
         })?;
     Ok(HttpResponse::Ok().json(proof))
 }

@@ -168,11 +168,45 @@ impl Warmth {
     }
 }
 
+/// Each published day's proof reader, opened once: it holds the day's small files and the
+/// proof tiles' index, so a proof costs O(log n) positioned reads (`lottery::proof::DayProofs`).
+/// Only drawn days are opened here (a `DayProofs` reflects the directory as it was opened).
+pub struct DayProofCache(moka::sync::Cache<NaiveDate, Arc<lottery::proof::DayProofs>>);
+
+impl Default for DayProofCache {
+    fn default() -> Self {
+        // A month of days; each is a few kilobytes plus its tiles' index.
+        Self(moka::sync::Cache::builder().max_capacity(31).build())
+    }
+}
+
+impl DayProofCache {
+    /// The open reader of `day`, opening it (blocking IO) if need be.
+    ///
+    /// # Errors
+    /// When the day's files cannot be opened.
+    pub fn get(
+        &self,
+        day: &DrawnDay,
+    ) -> Result<Arc<lottery::proof::DayProofs>, lottery::proof::ProofError> {
+        if let Some(p) = self.0.get(&day.date) {
+            return Ok(p);
+        }
+        let opened = Arc::new(lottery::proof::DayProofs::open(&day.dir)?);
+        if let lottery::proof::ProofSource::FullRead(why) = opened.source() {
+            tracing::warn!(date = %day.date, ?why, "proofs of this day read the whole entrants.csv");
+        }
+        self.0.insert(day.date, opened.clone());
+        Ok(opened)
+    }
+}
+
 /// Everything above, shared by the handlers and the monitor.
 pub struct ReadCache {
     pub publications: Publications,
     pub unknown: NegativeCache,
     pub warmth: Warmth,
+    pub proofs: DayProofCache,
 }
 
 impl ReadCache {
@@ -181,6 +215,7 @@ impl ReadCache {
             publications: Publications::default(),
             unknown: NegativeCache::new(negative_ttl),
             warmth: Warmth::default(),
+            proofs: DayProofCache::default(),
         }
     }
 }

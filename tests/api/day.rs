@@ -182,6 +182,17 @@ async fn a_whole_day_is_sealed_drawn_and_verified_and_cannot_be_redone() {
     let report = d.verify(&sealed.dir, None);
     assert!(report.all_passed(), "{report}");
     assert!(report.checks.len() > 10);
+    // The seal wrote the proof tiles; the notary rebuilt them byte for byte, and proofs come
+    // from them.
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.name.contains("entrants.tiles is rebuilt")),
+        "{report}"
+    );
+    let proofs = lottery::proof::DayProofs::open(&sealed.dir).unwrap();
+    assert_eq!(proofs.source(), lottery::proof::ProofSource::Tiles);
     let winners = lines(&sealed.dir.join("result.csv"));
     assert!(
         (8..=11).contains(&winners),

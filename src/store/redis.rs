@@ -515,19 +515,6 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Appends one message body to the fallback stream; the caller's reservations are durable
-    /// once this returns.
-    ///
-    /// # Errors
-    /// When Redis cannot be reached.
-    pub async fn append_fallback(&self, body: &[u8]) -> Result<String, StoreError> {
-        let mut conn = self.pool.get().await?;
-        let id: String = conn
-            .xadd(self.fallback_stream(), "*", &[("body", body)])
-            .await?;
-        Ok(id)
-    }
-
     /// Up to `count` of the oldest fallback entries, as (entry id, body).
     ///
     /// # Errors

@@ -114,6 +114,16 @@ pub struct Settings {
     /// Intake's clock runs this many seconds off the real one: the demo uses it to simulate a
     /// day whose entries closed in the past. Development only.
     pub simulated_clock_offset_secs: i64,
+    /// Bound on each Redis command of the service (and on connecting to Redis).
+    pub redis_timeout_ms: u64,
+    /// Bound on each PostgreSQL statement of `serve` and `persist` (`statement_timeout`, and
+    /// on the client side for a database that stops answering); the officials' commands have
+    /// none.
+    pub db_timeout_ms: u64,
+    /// Bound on each RabbitMQ operation (connecting, declaring, acking).
+    pub amqp_timeout_ms: u64,
+    /// Bound on reading a request's body (408 `request_timeout` after it).
+    pub body_timeout_ms: u64,
     /// When the broker is away, whether Redis must persist (or replicate) a reservation before
     /// the fallback may answer 202; refused otherwise (503, lock released).
     pub fallback_durability: FallbackDurability,
@@ -161,6 +171,10 @@ impl Default for Settings {
             negative_cache_secs: 30,
             auto_warm: true,
             simulated_clock_offset_secs: 0,
+            redis_timeout_ms: 1_000,
+            db_timeout_ms: 5_000,
+            amqp_timeout_ms: 5_000,
+            body_timeout_ms: 5_000,
             fallback_durability: FallbackDurability::Persistent,
             fallback_replicas: 1,
             fallback_wait_ms: 1_000,
@@ -209,6 +223,19 @@ impl Settings {
                 "validity_days",
                 "must be at least 1".into(),
             ));
+        }
+        for (name, ms) in [
+            ("redis_timeout_ms", self.redis_timeout_ms),
+            ("db_timeout_ms", self.db_timeout_ms),
+            ("amqp_timeout_ms", self.amqp_timeout_ms),
+            ("body_timeout_ms", self.body_timeout_ms),
+        ] {
+            if !(1..=600_000).contains(&ms) {
+                return Err(ConfigError::Invalid(
+                    name,
+                    "must be 1 to 600000 (ms)".into(),
+                ));
+            }
         }
         let at_least_one = [
             ("publish_batch", self.publish_batch),
@@ -266,6 +293,18 @@ impl Settings {
     pub fn publish_time(&self) -> Result<chrono::NaiveTime, ConfigError> {
         chrono::NaiveTime::parse_from_str(&self.publish_at, "%H:%M")
             .map_err(|_| ConfigError::Invalid("publish_at", self.publish_at.clone()))
+    }
+
+    pub fn redis_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    pub fn db_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.db_timeout_ms)
+    }
+
+    pub fn amqp_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.amqp_timeout_ms)
     }
 
     /// The name of the reservations queue (and the exchange that feeds it).

@@ -307,11 +307,17 @@ async fn serve(
 }
 
 async fn persist(settings: Settings, metrics_bind: Option<String>) -> anyhow::Result<()> {
-    let db = startup::connect_db(&settings.database_url)
+    startup::migrate_url(&settings.database_url)
+        .await
+        .context("migrating")?;
+    let db = startup::connect_service_db(&settings)
         .await
         .context("connecting to PostgreSQL")?;
-    startup::migrate(&db).await.context("migrating")?;
-    let redis = RedisStore::connect(&settings.redis_url, &settings.key_prefix)?;
+    let redis = RedisStore::connect_with_timeout(
+        &settings.redis_url,
+        &settings.key_prefix,
+        settings.redis_timeout(),
+    )?;
     let metrics = maskdraw::metrics::Metrics::new();
     let p = startup::persister(&settings, db, redis, metrics.clone());
     let (tx, rx) = tokio::sync::watch::channel(false);

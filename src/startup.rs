@@ -51,6 +51,40 @@ pub async fn connect_db(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr>
     Database::connect(opts).await
 }
 
+/// The PostgreSQL pool of `serve` and `persist`: every statement is bounded by
+/// `db_timeout_ms` on the server (`statement_timeout`), and so is waiting for a connection.
+/// (A database that stops answering altogether is bounded on the client side too: see
+/// `api::db`.) Migrations and bulk work (`cache warm`) use [`connect_db`], without the bound.
+///
+/// # Errors
+/// When the database cannot be reached.
+pub async fn connect_service_db(settings: &Settings) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let timeout = settings.db_timeout();
+    let statement_timeout = settings.db_timeout_ms.to_string();
+    let mut opts = ConnectOptions::new(settings.database_url.clone());
+    opts.max_connections(16)
+        .min_connections(1)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .acquire_timeout(timeout)
+        .sqlx_logging(false)
+        .map_sqlx_postgres_opts(move |o| {
+            o.options([("statement_timeout", statement_timeout.as_str())])
+        });
+    Database::connect(opts).await
+}
+
+/// Applies every pending migration on a connection of its own (a migration may take longer
+/// than the service's statement bound).
+///
+/// # Errors
+/// When the database cannot be reached or a migration fails.
+pub async fn migrate_url(url: &str) -> Result<(), sea_orm::DbErr> {
+    let db = connect_db(url).await?;
+    let done = migrate(&db).await;
+    let _ = db.close().await;
+    done
+}
+
 /// Applies every pending migration.
 ///
 /// # Errors
@@ -88,6 +122,8 @@ pub fn persister(
         metrics,
         batch_rows: settings.persist_batch,
         status_ttl_secs: status_ttl(settings),
+        db_timeout: settings.db_timeout() + Duration::from_millis(500),
+        amqp_timeout: settings.amqp_timeout(),
     })
 }
 
@@ -181,9 +217,13 @@ impl Application {
     /// When a service cannot be reached, the catalog does not load, or the address is taken.
     pub async fn build(settings: Settings, with_persister: bool) -> Result<Self, StartupError> {
         let catalog = Catalog::load(&settings.static_dir)?;
-        let db = connect_db(&settings.database_url).await?;
-        migrate(&db).await?;
-        let redis = RedisStore::connect(&settings.redis_url, &settings.key_prefix)?;
+        migrate_url(&settings.database_url).await?;
+        let db = connect_service_db(&settings).await?;
+        let redis = RedisStore::connect_with_timeout(
+            &settings.redis_url,
+            &settings.key_prefix,
+            settings.redis_timeout(),
+        )?;
         let metrics = Metrics::new();
         let (shutdown, rx) = watch::channel(false);
         let broker = Broker::new(
@@ -249,6 +289,7 @@ impl Application {
             .port();
         let static_dir = settings.static_dir.clone();
         let http_workers = settings.http_workers;
+        let body_timeout_ms = settings.body_timeout_ms;
         let state = web::Data::new(AppState {
             settings,
             catalog,
@@ -289,6 +330,8 @@ impl Application {
                 )
         })
         .workers(http_workers)
+        // The request head too must arrive in time (the body is bounded in `read_body`).
+        .client_request_timeout(Duration::from_millis(body_timeout_ms))
         .listen(listener)
         .map_err(|e| StartupError::Bind("listener".into(), e))?
         .run();
@@ -351,8 +394,17 @@ fn spawn_monitor(
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = shutdown.changed() => return,
             }
-            if let Err(e) = state.cache.publications.refresh(&state.db).await {
-                tracing::warn!(error = ?e, "refreshing the recorded draws");
+            match tokio::time::timeout(
+                state.settings.db_timeout(),
+                state.cache.publications.refresh(&state.db),
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = ?e, "refreshing the recorded draws"),
+                Err(_) => {
+                    tracing::warn!("refreshing the recorded draws: PostgreSQL did not answer")
+                }
             }
             watch_warmth(&state, &warming);
             if let Some(link) = state.broker.current() {
@@ -396,10 +448,17 @@ fn watch_warmth(state: &web::Data<AppState>, warming: &Arc<std::sync::atomic::At
         if warm || !state.settings.auto_warm || warming.swap(true, Ordering::AcqRel) {
             return;
         }
-        match crate::cache::warm::warm(&state.settings, &state.db, &state.redis).await {
-            Ok(report) => tracing::info!(%report, "Redis had lost its data; warmed it"),
-            Err(crate::cache::warm::WarmError::Busy) => {}
-            Err(e) => tracing::warn!(error = ?e, "warming Redis"),
+        // Bulk reads: a connection of its own, without the service's statement bound.
+        match connect_db(&state.settings.database_url).await {
+            Ok(bulk) => {
+                match crate::cache::warm::warm(&state.settings, &bulk, &state.redis).await {
+                    Ok(report) => tracing::info!(%report, "Redis had lost its data; warmed it"),
+                    Err(crate::cache::warm::WarmError::Busy) => {}
+                    Err(e) => tracing::warn!(error = ?e, "warming Redis"),
+                }
+                let _ = bulk.close().await;
+            }
+            Err(e) => tracing::warn!(error = ?e, "connecting to PostgreSQL to warm Redis"),
         }
         warming.store(false, Ordering::Release);
     });

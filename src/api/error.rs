@@ -23,6 +23,7 @@ pub enum Code {
     Forbidden,
     AlreadyPickedUp,
     NotPublished,
+    RequestTimeout,
     Internal,
 }
 
@@ -45,11 +46,12 @@ impl Code {
             Code::Forbidden => ("forbidden", 403),
             Code::AlreadyPickedUp => ("already_picked_up", 409),
             Code::NotPublished => ("not_published", 404),
+            Code::RequestTimeout => ("request_timeout", 408),
             Code::Internal => ("internal", 500),
         }
     }
 
-    pub const ALL: [Code; 16] = [
+    pub const ALL: [Code; 17] = [
         Code::ValidationFailed,
         Code::MalformedJson,
         Code::PayloadTooLarge,
@@ -65,6 +67,7 @@ impl Code {
         Code::Forbidden,
         Code::AlreadyPickedUp,
         Code::NotPublished,
+        Code::RequestTimeout,
         Code::Internal,
     ];
 }

@@ -47,6 +47,24 @@ impl AppState {
     }
 }
 
+/// A dependency that did not answer within its bound.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} did not answer in time")]
+pub struct TimedOut(pub &'static str);
+
+/// A database call made for a request, bounded on the client side as well: the server's
+/// `statement_timeout` cannot help when the database (or the network to it) stops answering.
+pub(crate) async fn db<T>(
+    state: &AppState,
+    call: impl std::future::Future<Output = Result<T, sea_orm::DbErr>>,
+) -> Result<T, ApiError> {
+    let bound = state.settings.db_timeout() + std::time::Duration::from_millis(500);
+    match tokio::time::timeout(bound, call).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(_) => Err(ApiError::unavailable(&TimedOut("PostgreSQL"))),
+    }
+}
+
 /// The client a request comes from, for the per-client limits (see `admission`).
 pub fn client(req: &actix_web::HttpRequest, state: &AppState) -> std::net::IpAddr {
     let peer = req

@@ -41,7 +41,7 @@ pub fn pharmacy_of(secret: &[u8], token: &str) -> Option<String> {
 
 pub async fn collect(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.admission.check(Call::Pickup, client(&req, &state))?;
@@ -56,6 +56,7 @@ pub async fn collect(
         .ok_or_else(|| {
             ApiError::new(Code::Unauthorized, "a pharmacy's bearer token is required")
         })?;
+    let body = super::reservations::read_body(payload, &state).await?;
     let code = match serde_json::from_slice::<Value>(&body) {
         Ok(v) => v["pickup_code"]
             .as_str()
@@ -76,7 +77,7 @@ pub async fn collect(
                 "a pickup code is 10 letters and digits",
             )
         })?;
-    let info = day::pickup_info(&state.db, &code, Utc::now())
+    let info = super::db(&state, day::pickup_info(&state.db, &code, Utc::now()))
         .await?
         .filter(|i| i.published)
         .ok_or_else(|| ApiError::new(Code::NotFound, "no such pickup code"))?;
@@ -92,7 +93,8 @@ pub async fn collect(
             format!("collected already at {}", at.to_rfc3339()),
         ));
     }
-    let Some(at) = day::mark_picked_up(&state.db, &code, &pharmacy).await? else {
+    let Some(at) = super::db(&state, day::mark_picked_up(&state.db, &code, &pharmacy)).await?
+    else {
         return Err(ApiError::new(Code::AlreadyPickedUp, "collected already"));
     };
     Ok(HttpResponse::Ok().json(json!({

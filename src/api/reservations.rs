@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, Code};
-use super::{client, AppState, WorkerRedis};
+use super::{client, db, AppState, WorkerRedis};
 use crate::admission::Call;
 use crate::domain::{
     holder_secret, is_holder, person_tag, phone_tag, IdNumber, PersonName, Phone, TicketId,
@@ -47,27 +47,40 @@ fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Reads at most `MAX_BODY` bytes of the body; more is `413 payload_too_large` with our JSON
-/// (actix's own limit answers in plain text).
-async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
+/// Reads at most `MAX_BODY` bytes of the body, within `body_timeout_ms`; more is `413
+/// payload_too_large` with our JSON (actix's own limit answers in plain text), slower is `408
+/// request_timeout` (a client trickling its body must not hold a worker's slot).
+pub(super) async fn read_body(
+    mut payload: web::Payload,
+    state: &AppState,
+) -> Result<web::BytesMut, ApiError> {
     use futures_util::StreamExt;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                Code::MalformedJson,
-                format!("the body could not be read: {e}"),
-            )
-        })?;
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(ApiError::new(
-                Code::PayloadTooLarge,
-                format!("the body is larger than {MAX_BODY} bytes"),
-            ));
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::new(
+                    Code::MalformedJson,
+                    format!("the body could not be read: {e}"),
+                )
+            })?;
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(ApiError::new(
+                    Code::PayloadTooLarge,
+                    format!("the body is larger than {MAX_BODY} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        Ok(body)
+    };
+    let limit = std::time::Duration::from_millis(state.settings.body_timeout_ms);
+    tokio::time::timeout(limit, read).await.map_err(|_| {
+        ApiError::new(
+            Code::RequestTimeout,
+            format!("the body did not arrive within {} ms", limit.as_millis()),
+        )
+    })?
 }
 
 const MAX_BODY: usize = 4096;
@@ -208,7 +221,7 @@ async fn refuse_from_database(
     let tz = state.settings.tz().map_err(|e| ApiError::internal(&e))?;
     let today = now.with_timezone(&tz).date_naive();
     let won_since = today - chrono::Duration::days(i64::from(state.settings.cooldown_days));
-    let standing = tickets::standing(&state.db, tag, now, won_since).await?;
+    let standing = db(state, tickets::standing(&state.db, tag, now, won_since)).await?;
     // The cooldown first, as the reserve script decides.
     if let Some(date) = standing.iter().find_map(|s| match s {
         Standing::Won(date, publish_at) if *publish_at <= now => Some(*date),
@@ -238,7 +251,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let redis = &redis.0;
     require_json(&req)?;
-    let body = read_body(payload).await?;
+    let body = read_body(payload, &state).await?;
     let _slot = state.admission.enter().inspect_err(|s| {
         state
             .metrics
@@ -338,7 +351,7 @@ async fn replay(
             let shown = published_entries(state, entries).await;
             (public_status(&st.status, &shown), st.valid_until)
         }
-        _ => match draws::ticket_with_entries(&state.db, ticket).await? {
+        _ => match db(state, draws::ticket_with_entries(&state.db, ticket)).await? {
             Some((row, entries)) => {
                 let shown = published_entries(state, entries).await;
                 (
@@ -378,7 +391,8 @@ async fn published_entries(state: &AppState, mut entries: Vec<Entry>) -> Vec<Ent
     }
     let dates: Vec<_> = entries.iter().map(|e| e.date).collect();
     let pubs = &state.cache.publications;
-    pubs.ensure(&state.db, &dates).await;
+    // What is not known in time stays hidden (never shown early).
+    let _ = tokio::time::timeout(state.settings.db_timeout(), pubs.ensure(&state.db, &dates)).await;
     let now = Utc::now();
     entries.retain(|e| pubs.is_published(e.date, now));
     entries.sort_by_key(|e| e.date);
@@ -472,7 +486,7 @@ pub async fn status(
         return Err(not_found());
     }
     state.metrics.status_fallbacks.inc();
-    match draws::ticket_with_entries(&state.db, &ticket).await? {
+    match db(&state, draws::ticket_with_entries(&state.db, &ticket)).await? {
         Some((row, entries)) => {
             let view = view_from_row(&state, row, entries, holder).await;
             Ok(no_store(HttpResponse::Ok()).json(view))
@@ -533,16 +547,19 @@ pub async fn lookup(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_json(&req)?;
-    let body = read_body(payload).await?;
+    let body = read_body(payload, &state).await?;
     state.admission.check(Call::Lookup, client(&req, &state))?;
     let m = object(&body)?;
     let id = parse_with(&m, "id_number", IdNumber::parse)?;
     let phone = parse_with(&m, "phone", Phone::parse)?;
     let secret = state.settings.hmac_secret.expose().as_bytes();
-    let rows = draws::person_with_entries(
-        &state.db,
-        &person_tag(secret, &id),
-        &phone_tag(secret, &phone),
+    let rows = db(
+        &state,
+        draws::person_with_entries(
+            &state.db,
+            &person_tag(secret, &id),
+            &phone_tag(secret, &phone),
+        ),
     )
     .await?;
     let mut out = Vec::with_capacity(rows.len());

@@ -24,7 +24,8 @@ use crate::cache::DrawnDay;
 /// `not_published` when it was not drawn or its results are not public yet.
 pub async fn published_day(state: &AppState, date: NaiveDate) -> Result<DrawnDay, ApiError> {
     let pubs = &state.cache.publications;
-    pubs.ensure(&state.db, &[date]).await;
+    let _ =
+        tokio::time::timeout(state.settings.db_timeout(), pubs.ensure(&state.db, &[date])).await;
     pubs.day(date)
         .filter(|d| d.is_published(Utc::now()))
         .ok_or_else(|| {

@@ -16,7 +16,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
-use crate::queue::broker::{connect, declare_topology};
+use crate::queue::broker::{bounded, connect, declare_topology};
 use crate::queue::{Envelope, ReservationEvent};
 use crate::store::redis::{RedisStore, TicketStatus};
 use crate::store::tickets::{self, InsertOutcome};
@@ -56,6 +56,10 @@ pub struct Persister {
     pub batch_rows: usize,
     /// Time to live of the Redis status hash.
     pub status_ttl_secs: u64,
+    /// Bound on each statement as the client sees it (a database that stops answering), and on
+    /// each broker operation.
+    pub db_timeout: Duration,
+    pub amqp_timeout: Duration,
 }
 
 impl Persister {
@@ -123,7 +127,12 @@ impl Persister {
     async fn store(&self, events: &[ReservationEvent]) -> Result<InsertOutcome, sea_orm::DbErr> {
         let mut all = InsertOutcome::default();
         for chunk in events.chunks(self.batch_rows.max(1)) {
-            merge(&mut all, tickets::insert_batch(&self.db, chunk).await?);
+            let insert =
+                tokio::time::timeout(self.db_timeout, tickets::insert_batch(&self.db, chunk));
+            let stored = insert.await.map_err(|_| {
+                sea_orm::DbErr::Custom("PostgreSQL did not answer in time".into())
+            })??;
+            merge(&mut all, stored);
         }
         Ok(all)
     }
@@ -252,17 +261,20 @@ impl Persister {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), PersistError> {
         let conn = connect(uri).await?;
-        let ch = conn.create_channel().await?;
+        let t = self.amqp_timeout;
+        let ch = bounded(t, conn.create_channel()).await?;
         declare_topology(&conn, queue, dead).await?;
-        ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
-        let mut consumer = ch
-            .basic_consume(
+        bounded(t, ch.basic_qos(prefetch, BasicQosOptions::default())).await?;
+        let mut consumer = bounded(
+            t,
+            ch.basic_consume(
                 queue,
                 "",
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
-            )
-            .await?;
+            ),
+        )
+        .await?;
         tracing::info!(queue, prefetch, "persister consuming");
         loop {
             let first = tokio::select! {
@@ -297,23 +309,24 @@ impl Persister {
                     }
                 }
             };
+            // A broker that stops answering here ends this connection: the deliveries not yet
+            // acked come back (stored already, they are duplicates the insert absorbs).
             for i in &outcome.dead {
-                batch[*i]
-                    .nack(BasicNackOptions {
-                        requeue: false,
-                        multiple: false,
-                    })
-                    .await?;
+                let nack = BasicNackOptions {
+                    requeue: false,
+                    multiple: false,
+                };
+                bounded(t, batch[*i].nack(nack)).await?;
                 self.metrics.poison.inc();
             }
             if outcome.dead.is_empty() {
                 // One frame acks the whole batch: every delivery up to the last is stored.
                 if let Some(last) = batch.last() {
-                    last.ack(BasicAckOptions { multiple: true }).await?;
+                    bounded(t, last.ack(BasicAckOptions { multiple: true })).await?;
                 }
             } else {
                 for i in &outcome.ack {
-                    batch[*i].ack(BasicAckOptions::default()).await?;
+                    bounded(t, batch[*i].ack(BasicAckOptions::default())).await?;
                 }
             }
         }

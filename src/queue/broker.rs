@@ -16,7 +16,27 @@ pub enum BrokerError {
     Amqp(#[from] lapin::Error),
     #[error("the broker is not connected")]
     NotConnected,
+    #[error("the broker did not answer within {0:?}")]
+    TimedOut(Duration),
 }
+
+/// Bounds one broker operation: a broker that stops answering gives an error, never a hang.
+///
+/// # Errors
+/// The operation's own, or `TimedOut`.
+pub async fn bounded<T>(
+    timeout: Duration,
+    op: impl std::future::Future<Output = Result<T, lapin::Error>>,
+) -> Result<T, BrokerError> {
+    tokio::time::timeout(timeout, op)
+        .await
+        .map_err(|_| BrokerError::TimedOut(timeout))?
+        .map_err(BrokerError::from)
+}
+
+/// Connecting includes the AMQP handshake; a broker that accepts the TCP connection and says
+/// nothing must not hold the caller.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A live connection with its confirm-mode channel.
 pub struct Link {
@@ -49,7 +69,7 @@ pub fn properties() -> ConnectionProperties {
 /// # Errors
 /// When the broker cannot be reached or refuses the login.
 pub async fn connect(uri: &str) -> Result<Connection, BrokerError> {
-    Ok(Connection::connect(uri, properties()).await?)
+    bounded(CONNECT_TIMEOUT, Connection::connect(uri, properties())).await
 }
 
 /// Declares the reservations queue and the dead-letter queue, both quorum queues.
@@ -128,19 +148,22 @@ pub const DELIVERY_LIMIT: i64 = 20;
 /// # Errors
 /// When the broker cannot be asked.
 pub async fn queue_depth(conn: &Connection, queue: &str) -> Result<u32, BrokerError> {
-    let ch = conn.create_channel().await?;
-    let q = ch
-        .queue_declare(
-            queue,
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    let _ = ch.close(200, "done").await;
-    Ok(q.message_count())
+    let ask = async {
+        let ch = conn.create_channel().await?;
+        let q = ch
+            .queue_declare(
+                queue,
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let _ = ch.close(200, "done").await;
+        Ok(q.message_count())
+    };
+    bounded(Duration::from_secs(5), ask).await
 }
 
 impl Broker {
@@ -180,11 +203,13 @@ impl Broker {
     /// When any of these steps fails.
     pub async fn connect_now(&self) -> Result<Arc<Link>, BrokerError> {
         let conn = connect(&self.uri).await?;
-        let publish = conn.create_channel().await?;
+        let publish = bounded(CONNECT_TIMEOUT, conn.create_channel()).await?;
         declare_topology(&conn, &self.queue, &self.dead).await?;
-        publish
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        bounded(
+            CONNECT_TIMEOUT,
+            publish.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await?;
         let link = Arc::new(Link { conn, publish });
         if let Ok(mut guard) = self.link.lock() {
             *guard = Some(link.clone());

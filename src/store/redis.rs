@@ -18,6 +18,8 @@ pub enum StoreError {
     Script(Vec<String>),
     #[error("redis would not keep a fallback entry: {0}")]
     NotDurable(String),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// What the reserve script decided.
@@ -167,6 +169,8 @@ pub struct RedisStore {
     client: redis::Client,
     hot: std::sync::Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
     prefix: String,
+    /// Bound on each command (and on connecting): a stalled Redis gives an error, never a hang.
+    timeout: std::time::Duration,
     reserve: Script,
     release: Script,
     fail: Script,
@@ -210,6 +214,54 @@ impl Warm {
     }
 }
 
+/// A pooled connection with a bound on every command.
+pub struct Timed {
+    conn: deadpool_redis::Connection,
+    timeout: std::time::Duration,
+}
+
+impl redis::aio::ConnectionLike for Timed {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        let timeout = self.timeout;
+        let fut = self.conn.req_packed_command(cmd);
+        Box::pin(async move {
+            tokio::time::timeout(timeout, fut)
+                .await
+                .map_err(|_| timed_out(timeout))?
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        let timeout = self.timeout;
+        let fut = self.conn.req_packed_commands(cmd, offset, count);
+        Box::pin(async move {
+            tokio::time::timeout(timeout, fut)
+                .await
+                .map_err(|_| timed_out(timeout))?
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
+    }
+}
+
+fn timed_out(after: std::time::Duration) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::IoError,
+        "redis did not answer in time",
+        format!("after {after:?}"),
+    ))
+}
+
 /// Seconds after which a lock whose request is still publishing is considered abandoned (its
 /// request died): far longer than a publish with its confirm timeout and the fallback take.
 const STALE_PENDING_SECS: u64 = 30;
@@ -217,11 +269,29 @@ const STALE_PENDING_SECS: u64 = 30;
 const IDEMPOTENCY_TTL_SECS: u64 = 24 * 3600;
 
 impl RedisStore {
+    /// A store whose commands each wait at most a second.
+    ///
     /// # Errors
     /// When the URL does not parse.
     pub fn connect(url: &str, prefix: &str) -> Result<Self, deadpool_redis::CreatePoolError> {
+        Self::connect_with_timeout(url, prefix, std::time::Duration::from_secs(1))
+    }
+
+    /// # Errors
+    /// When the URL does not parse.
+    pub fn connect_with_timeout(
+        url: &str,
+        prefix: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Self, deadpool_redis::CreatePoolError> {
         let mut cfg = deadpool_redis::Config::from_url(url);
-        cfg.pool = Some(deadpool_redis::PoolConfig::new(64));
+        let mut pool = deadpool_redis::PoolConfig::new(64);
+        pool.timeouts = deadpool_redis::Timeouts {
+            wait: Some(timeout),
+            create: Some(timeout),
+            recycle: Some(timeout),
+        };
+        cfg.pool = Some(pool);
         let pool = cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
         let client = redis::Client::open(url).map_err(|e| {
             deadpool_redis::CreatePoolError::Config(deadpool_redis::ConfigError::Redis(e))
@@ -231,6 +301,7 @@ impl RedisStore {
             client,
             hot: std::sync::Arc::default(),
             prefix: prefix.to_string(),
+            timeout,
             reserve: Script::new(RESERVE_LUA),
             release: Script::new(RELEASE_LUA),
             fail: Script::new(FAIL_LUA),
@@ -253,13 +324,36 @@ impl RedisStore {
     }
 
     /// The shared multiplexed connection, opened on first use (and reopened by the manager
-    /// when Redis comes back after a failure).
+    /// when Redis comes back after a failure); each command on it waits at most `timeout`.
     async fn hot(&self) -> Result<redis::aio::ConnectionManager, StoreError> {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(self.timeout)
+            .set_connection_timeout(self.timeout);
+        let open = redis::aio::ConnectionManager::new_with_config(self.client.clone(), config);
         Ok(self
             .hot
-            .get_or_try_init(|| redis::aio::ConnectionManager::new(self.client.clone()))
+            .get_or_try_init(|| async {
+                tokio::time::timeout(self.timeout, open)
+                    .await
+                    .map_err(|_| StoreError::Timeout(self.timeout))?
+                    .map_err(StoreError::from)
+            })
             .await?
             .clone())
+    }
+
+    /// A pooled connection whose commands each wait at most `timeout` (deadpool's connections
+    /// have no response timeout of their own).
+    async fn pooled(&self, timeout: std::time::Duration) -> Result<Timed, StoreError> {
+        Ok(Timed {
+            conn: self.pool.get().await?,
+            timeout,
+        })
+    }
+
+    /// Bulk pipelines (the draw's settlement, `cache warm`) are long; each still has a bound.
+    fn bulk_timeout(&self) -> std::time::Duration {
+        (self.timeout * 30).max(std::time::Duration::from_secs(30))
     }
 
     fn active_key(&self, tag: &str) -> String {
@@ -467,9 +561,9 @@ impl RedisStore {
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn settle(&self, items: &[Settle], ticket_ttl_secs: u64) -> Result<(), StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pooled(self.bulk_timeout()).await?;
         // Pipelines send EVALSHA, so the script must be loaded first.
-        let _: String = self.settle.prepare_invoke().load_async(&mut *conn).await?;
+        let _: String = self.settle.prepare_invoke().load_async(&mut conn).await?;
         for chunk in items.chunks(1_000) {
             let mut pipe = redis::pipe();
             for it in chunk {
@@ -487,7 +581,7 @@ impl RedisStore {
                 }
                 pipe.expire(&key, ticket_ttl_secs as i64).ignore();
             }
-            pipe.query_async::<()>(&mut *conn).await?;
+            pipe.query_async::<()>(&mut conn).await?;
         }
         Ok(())
     }
@@ -504,13 +598,13 @@ impl RedisStore {
         field: &str,
         value: &str,
     ) -> Result<(), StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pooled(self.bulk_timeout()).await?;
         for chunk in tickets.chunks(10_000) {
             let mut pipe = redis::pipe();
             for t in chunk {
                 pipe.hset(self.ticket_key(t), field, value).ignore();
             }
-            pipe.query_async::<()>(&mut *conn).await?;
+            pipe.query_async::<()>(&mut conn).await?;
         }
         Ok(())
     }
@@ -520,7 +614,7 @@ impl RedisStore {
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn read_fallback(&self, count: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pooled(self.timeout).await?;
         let reply: redis::streams::StreamRangeReply = conn
             .xrange_count(self.fallback_stream(), "-", "+", count)
             .await?;
@@ -545,7 +639,7 @@ impl RedisStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pooled(self.timeout).await?;
         let _: i64 = conn.xdel(self.fallback_stream(), ids).await?;
         Ok(())
     }
@@ -555,7 +649,7 @@ impl RedisStore {
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn fallback_len(&self) -> Result<u64, StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pooled(self.timeout).await?;
         Ok(conn.xlen(self.fallback_stream()).await?)
     }
 
@@ -564,7 +658,7 @@ impl RedisStore {
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn delete_all(&self) -> Result<u64, StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pooled(self.bulk_timeout()).await?;
         let pattern = format!("{}:*", self.prefix);
         let mut cursor: u64 = 0;
         let mut deleted = 0;
@@ -575,7 +669,7 @@ impl RedisStore {
                 .arg(&pattern)
                 .arg("COUNT")
                 .arg(1000)
-                .query_async(&mut *conn)
+                .query_async(&mut conn)
                 .await?;
             if !keys.is_empty() {
                 deleted += conn.del::<_, u64>(&keys).await?;
@@ -610,7 +704,7 @@ impl RedisStore {
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn lease_warm(&self, token: &str, ttl_secs: u64) -> Result<bool, StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pooled(self.timeout).await?;
         let got: i64 = Script::new(
             r#"
 local v = redis.call('GET', KEYS[1])
@@ -622,7 +716,7 @@ return 1
         .key(self.warming_key())
         .arg(token)
         .arg(ttl_secs.max(1))
-        .invoke_async(&mut *conn)
+        .invoke_async(&mut conn)
         .await?;
         Ok(got == 1)
     }
@@ -633,7 +727,7 @@ return 1
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn finish_warm(&self, token: &str) -> Result<bool, StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pooled(self.timeout).await?;
         let done: i64 = Script::new(
             r#"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -645,7 +739,7 @@ return 1
         .key(self.warming_key())
         .key(self.warm_key())
         .arg(token)
-        .invoke_async(&mut *conn)
+        .invoke_async(&mut conn)
         .await?;
         Ok(done == 1)
     }
@@ -657,7 +751,7 @@ return 1
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn write_warm(&self, w: &Warm) -> Result<(), StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pooled(self.bulk_timeout()).await?;
         let mut pipe = redis::pipe();
         for (ticket, st, ttl) in &w.statuses {
             let key = self.ticket_key(ticket);
@@ -677,15 +771,15 @@ return 1
             pipe.set_ex(self.cooldown_key(tag), value, (*ttl).max(1))
                 .ignore();
         }
-        pipe.query_async::<()>(&mut *conn).await?;
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 
     /// # Errors
     /// When Redis does not answer PING.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.pool.get().await?;
-        let _: String = redis::cmd("PING").query_async(&mut *conn).await?;
+        let mut conn = self.pooled(self.timeout).await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(())
     }
 }
@@ -758,13 +852,13 @@ impl RedisStore {
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn persistence(&self) -> Result<Persistence, StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pooled(self.timeout).await?;
         let (p, r): (String, String) = redis::pipe()
             .cmd("INFO")
             .arg("persistence")
             .cmd("INFO")
             .arg("replication")
-            .query_async(&mut *conn)
+            .query_async(&mut conn)
             .await?;
         Ok(Persistence::parse(&format!("{p}\n{r}")))
     }
@@ -786,11 +880,11 @@ impl RedisStore {
         body: &[u8],
         demand: FallbackDemand,
     ) -> Result<String, StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pooled(self.timeout).await?;
         if demand == FallbackDemand::Aof {
             let info: String = redis::cmd("INFO")
                 .arg("persistence")
-                .query_async(&mut *conn)
+                .query_async(&mut conn)
                 .await?;
             let p = Persistence::parse(&info);
             if !p.persists() {
@@ -808,7 +902,7 @@ impl RedisStore {
             let acked: u32 = redis::cmd("WAIT")
                 .arg(count)
                 .arg(timeout_ms)
-                .query_async(&mut *conn)
+                .query_async(&mut conn)
                 .await?;
             if acked < count {
                 let _: i64 = conn.xdel(self.fallback_stream(), &[&id]).await?;

@@ -13,3 +13,4 @@ mod pages;
 mod poison;
 mod publication;
 mod reservations;
+mod timeouts;

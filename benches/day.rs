@@ -25,18 +25,14 @@ use maskdraw::catalog::Catalog;
 use maskdraw::config::Settings;
 use maskdraw::day::{self, DayContext};
 use maskdraw::store::redis::{RedisStore, Settle};
-use sea_orm::sqlx::{self, postgres::PgPoolCopyExt, Row};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm::sqlx::{self, postgres::PgPoolCopyExt};
+use sea_orm::{Database, DatabaseConnection};
 use sha2::{Digest, Sha256};
 
-const CROCKFORD: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::day_setup::{self, exec};
+use common::env_u64;
 
 /// The largest VmHWM seen before a reset, in KiB.
 static PEAK_KIB: AtomicU64 = AtomicU64::new(0);
@@ -68,32 +64,6 @@ fn overall_peak_mib() -> f64 {
 fn reset_peak() {
     PEAK_KIB.fetch_max(vm_hwm_kib(), Ordering::Relaxed);
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// `n` Crockford base32 digits of the non-negative bigint SQL expression `expr`, most
-/// significant first, as one SQL text expression.
-fn sql_base32(expr: &str, n: usize) -> String {
-    (0..n)
-        .rev()
-        .map(|k| {
-            format!(
-                "substr('{CROCKFORD}', ((({expr}) >> {}) & 31)::int + 1, 1)",
-                5 * k
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" || ")
-}
-
-fn sh(s: &str) -> String {
-    s.replace('\'', "''")
-}
-
-async fn exec(db: &DatabaseConnection, sql: &str) -> Result<u64, String> {
-    db.execute(Statement::from_string(DbBackend::Postgres, sql.to_string()))
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(|e| format!("{e}: {sql}"))
 }
 
 /// One measured step for the summary.
@@ -246,7 +216,6 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
         .await
         .map_err(|e| e.to_string())?;
     let pg = db.get_postgres_connection_pool().clone();
-    let catalog = Catalog::load(&settings.static_dir).map_err(|e| e.to_string())?;
     let ctx = DayContext {
         settings: settings.clone(),
         db: db.clone(),
@@ -281,49 +250,8 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
 
     // ---------------------------------------------------------------- load
     println!("== load: {n} registered tickets with INSERT ... SELECT FROM generate_series");
-    // Pharmacies in a fixed pseudo-random order, so the popular ones fall in every district.
-    let mut pharmacies: Vec<String> = catalog.pharmacies.keys().cloned().collect();
-    pharmacies.sort_by_key(|p| Sha256::digest(p.as_bytes()));
-    let ph_array = format!(
-        "ARRAY[{}]",
-        pharmacies
-            .iter()
-            .map(|p| format!("'{}'", sh(p)))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    // A ULID time prefix four hours ago; the 16 random characters carry the series number in
-    // their first 6 (so ids are unique and ascend with i) and 50 pseudo-random bits after.
-    let prefix_ms = (Utc::now() - chrono::Duration::hours(4)).timestamp_millis() as u64;
-    let time_prefix = ulid::Ulid::from_parts(prefix_ms, 0).to_string()[..10].to_string();
-    let rnd = "(('x' || substr(r, 1, 13))::bit(52)::bigint)";
-    let ticket_expr = format!(
-        "'{time_prefix}' || {} || {}",
-        sql_base32("i", 6),
-        sql_base32(rnd, 10)
-    );
-    let load_sql = format!(
-        "INSERT INTO tickets (ticket_id, person_tag, phone_tag, masked_id, pharmacy_id, product_id, \
-                              flexible, status, accepted_at, valid_until) \
-         SELECT {ticket_expr}, h, md5('phone' || i), \
-                '4401**********' || lpad((i % 1000)::text, 3, '0') || 'X', \
-                ({ph_array})[1 + floor({np} * power((('x' || substr(r, 14, 8))::bit(32)::bigint) / 4294967296.0, 2))::int], \
-                (ARRAY['PLAIN','PLAIN','PLAIN','PLAIN','KN95','KN95','KN95','MED-CARE','MED-CARE','MED-SURG'])\
-                    [1 + (('x' || substr(r, 22, 4))::bit(16)::int % 10)], \
-                substr(r, 26, 1) < '8', 'registered', \
-                now() - interval '4 hours' + i * (interval '3 hours' / {n}), \
-                now() - interval '4 hours' + i * (interval '3 hours' / {n}) + interval '{validity} days' \
-         FROM (SELECT i, md5(i::text) AS h, md5('rnd' || i) AS r FROM generate_series(0, {last}) AS i) s",
-        np = pharmacies.len(),
-        last = n - 1,
-        validity = settings.validity_days,
-    );
-    let t = Instant::now();
-    let inserted = exec(&db, &load_sql).await?;
-    let insert_secs = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    exec(&db, "VACUUM (ANALYZE) tickets").await?;
-    let vacuum_secs = t.elapsed().as_secs_f64();
+    let (inserted, insert_secs, vacuum_secs) =
+        day_setup::load_tickets(&ctx, n, Utc::now() - chrono::Duration::hours(4)).await?;
     println!(
         "   inserted {inserted} rows in {insert_secs:.2} s ({:.0} rows/s); VACUUM (ANALYZE) tickets {vacuum_secs:.2} s \
          (sets hint bits and the visibility map, so no measured step pays for the bulk load)",
@@ -338,70 +266,7 @@ async fn run(env: &Env, n: u64) -> Result<Figures, String> {
 
     // ---------------------------------------------------------------- stock
     println!("== stock for {date}: about 5% of tickets in packs, some pools at 0, some generous");
-    let pools = sqlx::query(
-        "SELECT pharmacy_id, product_id, count(*)::bigint FROM tickets GROUP BY 1, 2 \
-         ORDER BY pharmacy_id COLLATE \"C\", product_id COLLATE \"C\"",
-    )
-    .fetch_all(&pg)
-    .await
-    .map_err(|e| e.to_string())?;
-    let mut pools: Vec<(String, String, i64, u8)> = pools
-        .iter()
-        .map(|r| {
-            let ph: String = r.get(0);
-            let pr: String = r.get(1);
-            let h = Sha256::digest(format!("{ph},{pr}").as_bytes())[0] % 10;
-            (ph, pr, r.get::<i64, _>(2), h)
-        })
-        .collect();
-    let mut counts: Vec<i64> = pools.iter().map(|p| p.2).collect();
-    counts.sort_unstable();
-    let small = counts[counts.len() / 4];
-    let target = (n as f64 * 0.05) as i64;
-    // kind: 0 = no packs, 1 = generous (more packs than entrants: leftover for roll two),
-    // 2 = oversubscribed with a share of what is left of the target.
-    let kind = |p: &(String, String, i64, u8)| match p.3 {
-        0 => 0,
-        1 | 2 if p.2 <= small => 1,
-        _ => 2,
-    };
-    let generous_packs = |c: i64| c + c / 3 + 1;
-    let spent: i64 = pools
-        .iter()
-        .filter(|p| kind(p) == 1)
-        .map(|p| generous_packs(p.2))
-        .sum();
-    let normal: i64 = pools.iter().filter(|p| kind(p) == 2).map(|p| p.2).sum();
-    let share = (target - spent).max(0) as f64 / normal.max(1) as f64;
-    let mut stock_csv = String::from("pharmacy_id,product_id,packs\n");
-    let (mut packs_total, mut zero, mut generous) = (0i64, 0, 0);
-    for p in &mut pools {
-        let packs = match kind(p) {
-            0 => {
-                zero += 1;
-                0
-            }
-            1 => {
-                generous += 1;
-                generous_packs(p.2)
-            }
-            _ => ((p.2 as f64 * share) as i64).max(1),
-        };
-        packs_total += packs;
-        stock_csv.push_str(&format!("{},{},{packs}\n", p.0, p.1));
-    }
-    let stock_rows = day::stock::import(&ctx, date, &stock_csv)
-        .await
-        .map_err(|e| format!("stock import: {e}"))?;
-    println!(
-        "   {} pools, {packs_total} packs ({:.2}% of tickets); {zero} at 0 packs, {generous} generous \
-         (entrants + a third), the rest at {:.1}% of their entrants; largest pool {} entrants, smallest {}",
-        stock_rows.len(),
-        100.0 * packs_total as f64 / n as f64,
-        100.0 * share,
-        counts.last().copied().unwrap_or(0),
-        counts.first().copied().unwrap_or(0)
-    );
+    println!("   {}", day_setup::import_stock(&ctx, date, n).await?);
 
     let keys = root.join("keys");
     day::keys::keygen(&keys).map_err(|e| e.to_string())?;

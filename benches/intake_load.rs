@@ -17,15 +17,14 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::load::{self, LoadRun};
 use maskdraw::domain::IdNumber;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "common/mod.rs"]
+mod common;
+
+use common::env_u64;
 
 /// The i-th unique, valid identity number (distinct for i < 10^9).
 fn identity(i: u64) -> String {
@@ -75,203 +74,46 @@ async fn count(db: &DatabaseConnection) -> i64 {
     row.try_get::<i64>("", "n").expect("n")
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx] as f64 / 1000.0
-}
-
-struct Run {
-    offered: u64,
-    accepted: u64,
-    other: Vec<(u16, u64)>,
-    errors: u64,
-    error_kinds: Vec<(String, u64)>,
-    tickets: Vec<String>,
-    latencies_us: Vec<u64>,
-    elapsed: Duration,
-}
-
-/// A minimal HTTP/1.1 keep-alive client for the generator: `CONNECTIONS` long-lived
-/// connections pull requests from one queue (the wrk2 approach). There must be many: a request
-/// holds its connection for the whole group-commit round trip (20–50 ms for a quorum-queue
-/// confirm here), and by Little's law 256 connections would cap the offered load near 7,000/s,
-/// while a city's phones are millions of independent clients. reqwest cost ~400 µs of CPU
-/// per request here and opened a new connection whenever the pool ran dry, so the generator, not
-/// the server, set the pace; a request that waits for a free connection still counts its wait,
-/// because latency is measured from the scheduled send time.
-const CONNECTIONS: usize = 2048;
-
-struct Job {
-    due: tokio::time::Instant,
-    body: Vec<u8>,
-}
-
-/// One response: (status, microseconds since due, ticket id or error kind).
-type Outcome = (u16, u64, String);
-
-async fn connection_loop(
-    addr: std::net::SocketAddr,
-    jobs: async_channel::Receiver<Job>,
-    out: tokio::sync::mpsc::UnboundedSender<Outcome>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream: Option<tokio::net::TcpStream> = None;
-    let mut buf = Vec::with_capacity(4096);
-    while let Ok(job) = jobs.recv().await {
-        let mut attempt = 0;
-        let result = loop {
-            if stream.is_none() {
-                match tokio::net::TcpStream::connect(addr).await {
-                    Ok(s) => {
-                        let _ = s.set_nodelay(true);
-                        stream = Some(s);
-                    }
-                    Err(_) => break Err("connect"),
-                }
-            }
-            let Some(s) = stream.as_mut() else {
-                break Err("connect");
-            };
-            let head = format!(
-                "POST /api/v1/reservations HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                job.body.len()
-            );
-            let sent = async {
-                s.write_all(head.as_bytes()).await?;
-                s.write_all(&job.body).await?;
-                buf.clear();
-                // Read the head, then exactly Content-Length bytes of body.
-                let head_end = loop {
-                    let mut chunk = [0u8; 2048];
-                    let n = s.read(&mut chunk).await?;
-                    if n == 0 {
-                        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-                let status: u16 = head
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0);
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                while buf.len() < head_end + len {
-                    let mut chunk = [0u8; 2048];
-                    let n = s.read(&mut chunk).await?;
-                    if n == 0 {
-                        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                Ok((status, buf[head_end..head_end + len].to_vec()))
-            };
-            match sent.await {
-                Ok(r) => break Ok(r),
-                Err(_) => {
-                    // The server closed a keep-alive connection: reconnect once and resend.
-                    stream = None;
-                    attempt += 1;
-                    if attempt > 1 {
-                        break Err("other");
-                    }
-                }
-            }
-        };
-        let us = job.due.elapsed().as_micros() as u64;
-        let _ = out.send(match result {
-            Ok((status, body)) => {
-                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                (
-                    status,
-                    us,
-                    v["ticket_id"].as_str().unwrap_or_default().to_string(),
-                )
-            }
-            Err(kind) => (0, us, kind.to_string()),
-        });
-    }
-}
-
-/// Offers `total` reservations at `rate` per second starting with identity `first`.
+/// Offers `total` reservations at `rate` per second starting with identity `first`; keeps the
+/// ticket id of every 202.
 async fn open_model(
     addr: std::net::SocketAddr,
     pharmacies: &[String],
     first: u64,
     total: u64,
     rate: u64,
-) -> Run {
-    let (jobs_tx, jobs_rx) = async_channel::unbounded::<Job>();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
-    let workers: Vec<_> = (0..CONNECTIONS)
-        .map(|_| tokio::spawn(connection_loop(addr, jobs_rx.clone(), tx.clone())))
-        .collect();
-    drop(tx);
-    let start = tokio::time::Instant::now();
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    for i in 0..total {
-        let due = start + interval.mul_f64(i as f64);
-        // The timer ticks in milliseconds: sleep only when ahead, otherwise send at once, so
-        // the offered rate holds above 1,000/s.
-        if due > tokio::time::Instant::now() + Duration::from_millis(1) {
-            tokio::time::sleep_until(due).await;
-        }
-        let body = serde_json::to_vec(&serde_json::json!({
-            "id_number": identity(first + i),
-            "name": "压测",
-            "phone": format!("138{:08}", (first + i) % 100_000_000),
-            "pharmacy_id": pharmacies[(i as usize * 7919) % pharmacies.len()],
-            "product_id": if i % 3 == 0 { "MED-SURG" } else { "KN95" },
-            "flexible": i % 2 == 0,
-        }))
-        .unwrap_or_default();
-        let _ = jobs_tx.send(Job { due, body }).await;
-    }
-    jobs_tx.close();
-    let mut latencies = Vec::with_capacity(total as usize);
-    let mut other = std::collections::BTreeMap::new();
-    let mut kinds = std::collections::BTreeMap::new();
-    let mut tickets = Vec::with_capacity(total as usize);
-    let mut accepted = 0;
-    let mut errors = 0;
-    while let Some((status, us, ticket)) = rx.recv().await {
-        if status == 202 {
-            accepted += 1;
-            latencies.push(us);
-            tickets.push(ticket);
-        } else if status == 0 {
-            errors += 1;
-            *kinds.entry(ticket).or_insert(0u64) += 1;
-        } else {
-            *other.entry(status).or_insert(0u64) += 1;
-        }
-    }
-    for w in workers {
-        let _ = w.await;
-    }
-    let elapsed = start.elapsed();
-    latencies.sort_unstable();
-    Run {
-        offered: total,
-        accepted,
-        other: other.into_iter().collect(),
-        errors,
-        error_kinds: kinds.into_iter().collect(),
-        tickets,
-        latencies_us: latencies,
-        elapsed,
-    }
+) -> LoadRun {
+    load::open_model(
+        addr,
+        CONNECTIONS,
+        total,
+        rate,
+        |i| {
+            let body = serde_json::to_vec(&serde_json::json!({
+                "id_number": identity(first + i),
+                "name": "压测",
+                "phone": format!("138{:08}", (first + i) % 100_000_000),
+                "pharmacy_id": pharmacies[(i as usize * 7919) % pharmacies.len()],
+                "product_id": if i % 3 == 0 { "MED-SURG" } else { "KN95" },
+                "flexible": i % 2 == 0,
+            }))
+            .unwrap_or_default();
+            load::post_json(addr, "/api/v1/reservations", &body)
+        },
+        &[202],
+        |_, body| {
+            serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["ticket_id"].as_str().map(str::to_string))
+        },
+    )
+    .await
 }
+
+/// Connections of the generator: a reservation holds its connection for the whole
+/// group-commit round trip (20–50 ms for a quorum-queue confirm here), and by Little's law 256
+/// connections would cap the offered load near 7,000/s.
+const CONNECTIONS: usize = 2048;
 
 async fn wait_ready(client: &reqwest::Client, base: &str) {
     let start = Instant::now();
@@ -455,20 +297,19 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
     let warm_rows = count(&db).await.min((rate / 2).max(100) as i64);
     let drain = wait_rows(
         &db,
-        run.accepted as i64 + warm_rows,
+        run.count(&[202]) as i64 + warm_rows,
         Duration::from_secs(600),
     )
     .await;
     let rows = count(&db).await;
-    let lost = missing(&db, &run.tickets).await;
-    let accepted_rate = run.accepted as f64 / run.elapsed.as_secs_f64();
-    println!("offered {} in {:.1} s; accepted {} ({:.0}/s); other statuses {:?}; transport errors {} {:?}",
-        run.offered, run.elapsed.as_secs_f64(), run.accepted, accepted_rate, run.other, run.errors, run.error_kinds);
+    let lost = missing(&db, &run.kept).await;
+    let accepted_rate = run.rate();
+    println!("{}", run.summary());
     println!(
         "latency of 202s (from scheduled send): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        percentile(&run.latencies_us, 0.50),
-        percentile(&run.latencies_us, 0.99),
-        percentile(&run.latencies_us, 1.0)
+        run.ms(0.50),
+        run.ms(0.99),
+        run.ms(1.0)
     );
     match drain {
         Some(d) => println!(
@@ -479,7 +320,7 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
     }
     let all_there = lost == 0;
     println!("202s {}, of them missing from PostgreSQL: {lost} ({}); rows in all (with warm-up and requests whose answer the client gave up on) {rows}",
-        run.accepted, if all_there { "none lost" } else { "LOST" });
+        run.count(&[202]), if all_there { "none lost" } else { "LOST" });
 
     println!("== backlog drain: {backlog} reservations queued with the persister stopped");
     if let Some(mut p) = services.persist.take() {
@@ -488,7 +329,7 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
     }
     let before = count(&db).await;
     let fill = open_model(addr, &pharmacies, 500_000_000, backlog, rate.max(5_000)).await;
-    let target = before + fill.accepted as i64;
+    let target = before + fill.count(&[202]) as i64;
     let started = Instant::now();
     services.persist = Some(spawn("persist", &services.env));
     let drained = wait_rows(&db, target, Duration::from_secs(900)).await;
@@ -497,18 +338,18 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "drained {} rows in {:.2} s (including persister start-up): {:.0} rows/s",
-                fill.accepted,
+                fill.count(&[202]),
                 secs,
-                fill.accepted as f64 / secs
+                fill.count(&[202]) as f64 / secs
             );
         }
         None => println!("backlog NOT drained within 900 s"),
     }
-    let lost_fill = missing(&db, &fill.tickets).await;
+    let lost_fill = missing(&db, &fill.kept).await;
     let none_lost = lost_fill == 0;
     println!(
         "backlog 202s {}, missing from PostgreSQL: {lost_fill} ({})",
-        fill.accepted,
+        fill.count(&[202]),
         if none_lost { "none lost" } else { "LOST" }
     );
     println!(

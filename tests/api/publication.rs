@@ -346,3 +346,57 @@ async fn every_public_call_is_limited_per_client_and_only_a_trusted_proxy_names_
     limited(pickup().await.unwrap()).await;
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn before_publication_no_path_tells_a_winner_from_a_loser() {
+    let app = spawn_app().await;
+    app.wait_for_cache(true).await;
+    let d = Day::new(&app).await;
+    let ph = district_pharmacies(&app, 2);
+    // Both reserve with the page's idempotency key, as the page does.
+    let mut people = Vec::new();
+    for (i, pharmacy) in ph.iter().enumerate() {
+        let body = json!({"id_number": crate::helpers::id_number(), "name": "测试",
+                          "phone": "13800138000", "pharmacy_id": pharmacy, "product_id": "KN95",
+                          "flexible": false});
+        let key = format!("page-key-{i}");
+        let r: Value = app
+            .reserve_with_key(&body, &key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        people.push((r["ticket_id"].as_str().unwrap().to_string(), body, key));
+    }
+    app.wait_for_tickets("registered", 2, Duration::from_secs(30))
+        .await;
+    // Drawn now for the day after tomorrow: one pack at the first pharmacy, none at the second.
+    let date = today() + days(2);
+    d.stock(date, &[(&ph[0], "KN95", 1), (&ph[1], "KN95", 0)])
+        .await;
+    d.seal(date).await.unwrap();
+    d.draw(date).await.unwrap();
+    let mut seen = Vec::new();
+    for (ticket, body, key) in &people {
+        let replay: Value = app.reserve_with_key(body, key).await.json().await.unwrap();
+        let again = app.reserve(body).await;
+        let again_status = again.status();
+        let again: Value = again.json().await.unwrap();
+        let (_, st) = status(&app, ticket).await;
+        let found = app.lookup(&body["id_number"], "13800138000").await;
+        seen.push((
+            replay["status"].clone(),
+            again_status,
+            again["code"].clone(),
+            st["status"].clone(),
+            st["draws"].clone(),
+            found["tickets"][0]["status"].clone(),
+            found["tickets"][0]["draws"].clone(),
+        ));
+    }
+    // The winner (first) and the loser (second) see exactly the same things.
+    assert_eq!(seen[0], seen[1], "{seen:?}");
+    assert_eq!(seen[0].0, "registered");
+    assert_eq!(seen[0].2, "already_reserved");
+    app.teardown().await;
+}

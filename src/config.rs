@@ -49,6 +49,9 @@ pub struct Settings {
     pub database_url: String,
     pub redis_url: String,
     pub amqp_url: String,
+    /// The nodes of a RabbitMQ cluster; when set, used instead of `amqp_url` (the publisher,
+    /// the relay and the persisters move to the next node when they lose theirs).
+    pub amqp_urls: Vec<String>,
     /// Address the API listens on.
     pub bind: String,
     /// Key of `person_tag = HMAC-SHA256(secret, id)`. The default is for development only.
@@ -139,6 +142,7 @@ impl Default for Settings {
             database_url: "postgres://postgres@127.0.0.1:5432/maskdraw".into(),
             redis_url: "redis://127.0.0.1:6379/0".into(),
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            amqp_urls: Vec::new(),
             bind: "127.0.0.1:8080".into(),
             hmac_secret: Secret::new("maskdraw-development-secret-do-not-use"),
             key_prefix: "md".into(),
@@ -305,6 +309,15 @@ impl Settings {
 
     pub fn amqp_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.amqp_timeout_ms)
+    }
+
+    /// The broker's nodes: `amqp_urls`, or `amqp_url` alone.
+    pub fn broker_urls(&self) -> Vec<String> {
+        if self.amqp_urls.is_empty() {
+            vec![self.amqp_url.clone()]
+        } else {
+            self.amqp_urls.clone()
+        }
     }
 
     /// The name of the reservations queue (and the exchange that feeds it).

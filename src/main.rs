@@ -355,14 +355,14 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
 
 async fn dlq(settings: Settings, action: DlqAction) -> anyhow::Result<()> {
     use maskdraw::queue::dlq;
-    let (uri, q, dead) = (
-        settings.amqp_url.clone(),
+    let (uris, q, dead) = (
+        settings.broker_urls(),
         settings.queue_name(),
         settings.dead_queue_name(),
     );
     match action {
         DlqAction::List => {
-            let letters = dlq::list(&uri, &q, &dead)
+            let letters = dlq::list(&uris, &q, &dead)
                 .await
                 .context("reading the dead-letter queue")?;
             for (i, l) in letters.iter().enumerate() {
@@ -371,7 +371,7 @@ async fn dlq(settings: Settings, action: DlqAction) -> anyhow::Result<()> {
             println!("{} dead letter(s) in {dead}", letters.len());
         }
         DlqAction::Replay => {
-            let n = dlq::replay(&uri, &q, &dead)
+            let n = dlq::replay(&uris, &q, &dead)
                 .await
                 .context("replaying the dead-letter queue")?;
             println!("moved {n} dead letter(s) from {dead} back to {q}");

@@ -138,7 +138,7 @@ pub fn spawn_persister(
     let loops: Vec<_> = (0..settings.persist_consumers.max(1))
         .map(|_| {
             tokio::spawn(p.clone().run(
-                settings.amqp_url.clone(),
+                settings.broker_urls(),
                 settings.queue_name(),
                 settings.dead_queue_name(),
                 settings.persist_prefetch,
@@ -227,7 +227,7 @@ impl Application {
         let metrics = Metrics::new();
         let (shutdown, rx) = watch::channel(false);
         let broker = Broker::new(
-            &settings.amqp_url,
+            &settings.broker_urls(),
             &settings.queue_name(),
             &settings.dead_queue_name(),
         );

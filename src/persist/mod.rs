@@ -16,7 +16,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
-use crate::queue::broker::{bounded, connect, declare_topology};
+use crate::queue::broker::{bounded, connect_any, declare_topology};
 use crate::queue::{Envelope, ReservationEvent};
 use crate::store::redis::{RedisStore, TicketStatus};
 use crate::store::tickets::{self, InsertOutcome};
@@ -224,19 +224,20 @@ impl Persister {
     /// Consumes `queue` until `shutdown` flips, reconnecting to the broker with backoff.
     pub async fn run(
         self: Arc<Self>,
-        uri: String,
+        uris: Vec<String>,
         queue: String,
         dead: String,
         prefetch: u16,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut backoff = Duration::from_millis(100);
+        let mut node = 0usize;
         loop {
             if *shutdown.borrow() {
                 return;
             }
             match self
-                .consume(&uri, &queue, &dead, prefetch, &mut shutdown)
+                .consume(&uris, &mut node, &queue, &dead, prefetch, &mut shutdown)
                 .await
             {
                 Ok(()) => return,
@@ -254,13 +255,16 @@ impl Persister {
 
     async fn consume(
         &self,
-        uri: &str,
+        uris: &[String],
+        node: &mut usize,
         queue: &str,
         dead: &str,
         prefetch: u16,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), PersistError> {
-        let conn = connect(uri).await?;
+        // The next node after the one that failed, or the first that answers.
+        let (conn, at) = connect_any(uris, *node).await?;
+        *node = at + 1;
         let t = self.amqp_timeout;
         let ch = bounded(t, conn.create_channel()).await?;
         declare_topology(&conn, queue, dead).await?;

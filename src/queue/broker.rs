@@ -51,7 +51,10 @@ impl Link {
 }
 
 pub struct Broker {
-    uri: String,
+    /// The cluster's nodes; a lost connection is replaced by one to the next node that answers.
+    uris: Vec<String>,
+    /// The node to try first (the last one that worked).
+    next: std::sync::atomic::AtomicUsize,
     queue: String,
     dead: String,
     link: Mutex<Option<Arc<Link>>>,
@@ -70,6 +73,29 @@ pub fn properties() -> ConnectionProperties {
 /// When the broker cannot be reached or refuses the login.
 pub async fn connect(uri: &str) -> Result<Connection, BrokerError> {
     bounded(CONNECT_TIMEOUT, Connection::connect(uri, properties())).await
+}
+
+/// Connects to the first node of `uris` that answers, trying them in turn from `start`;
+/// returns the connection and the index of its node.
+///
+/// # Errors
+/// The last node's error when none answers (`NotConnected` when `uris` is empty).
+pub async fn connect_any(
+    uris: &[String],
+    start: usize,
+) -> Result<(Connection, usize), BrokerError> {
+    let mut last = BrokerError::NotConnected;
+    for k in 0..uris.len() {
+        let i = (start + k) % uris.len();
+        match connect(&uris[i]).await {
+            Ok(c) => return Ok((c, i)),
+            Err(e) => {
+                tracing::debug!(node = i, error = ?e, "broker node unreachable; trying the next");
+                last = e;
+            }
+        }
+    }
+    Err(last)
 }
 
 /// Declares the reservations queue and the dead-letter queue, both quorum queues.
@@ -167,9 +193,12 @@ pub async fn queue_depth(conn: &Connection, queue: &str) -> Result<u32, BrokerEr
 }
 
 impl Broker {
-    pub fn new(uri: &str, queue: &str, dead: &str) -> Arc<Self> {
+    /// A broker of one or more nodes (a RabbitMQ cluster; the quorum queue is replicated on
+    /// them).
+    pub fn new(uris: &[String], queue: &str, dead: &str) -> Arc<Self> {
         Arc::new(Self {
-            uri: uri.to_string(),
+            uris: uris.to_vec(),
+            next: std::sync::atomic::AtomicUsize::new(0),
             queue: queue.into(),
             dead: dead.into(),
             link: Mutex::new(None),
@@ -190,10 +219,18 @@ impl Broker {
         guard.as_ref().filter(|l| l.is_alive()).cloned()
     }
 
-    /// Forgets a link that failed a publish, so the next caller does not wait on it.
+    /// Forgets a link that failed a publish, so the next caller does not wait on it; the
+    /// keeper tries the next node first.
     pub fn invalidate(&self) {
         if let Ok(mut guard) = self.link.lock() {
-            *guard = None;
+            if guard.take().is_some() && self.uris.len() > 1 {
+                let n = self.uris.len();
+                let _ = self.next.fetch_update(
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                    |i| Some((i + 1) % n),
+                );
+            }
         }
     }
 
@@ -202,7 +239,9 @@ impl Broker {
     /// # Errors
     /// When any of these steps fails.
     pub async fn connect_now(&self) -> Result<Arc<Link>, BrokerError> {
-        let conn = connect(&self.uri).await?;
+        use std::sync::atomic::Ordering;
+        let (conn, node) = connect_any(&self.uris, self.next.load(Ordering::Relaxed)).await?;
+        self.next.store(node, Ordering::Relaxed);
         let publish = bounded(CONNECT_TIMEOUT, conn.create_channel()).await?;
         declare_topology(&conn, &self.queue, &self.dead).await?;
         bounded(

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, ConfirmSelectOptions};
 
-use super::broker::{connect, declare_topology, BrokerError, Link};
+use super::broker::{connect_any, declare_topology, BrokerError, Link};
 use super::message::Envelope;
 use super::publisher::publish_confirmed;
 
@@ -21,8 +21,12 @@ pub struct DeadLetter {
 ///
 /// # Errors
 /// When the broker cannot be reached.
-pub async fn list(uri: &str, queue: &str, dead: &str) -> Result<Vec<DeadLetter>, BrokerError> {
-    let conn = connect(uri).await?;
+pub async fn list(
+    uris: &[String],
+    queue: &str,
+    dead: &str,
+) -> Result<Vec<DeadLetter>, BrokerError> {
+    let (conn, _) = connect_any(uris, 0).await?;
     let ch = conn.create_channel().await?;
     declare_topology(&conn, queue, dead).await?;
     let mut held = Vec::new();
@@ -62,8 +66,8 @@ pub async fn list(uri: &str, queue: &str, dead: &str) -> Result<Vec<DeadLetter>,
 ///
 /// # Errors
 /// When the broker cannot be reached or refuses a publish.
-pub async fn replay(uri: &str, queue: &str, dead: &str) -> Result<usize, BrokerError> {
-    let conn = connect(uri).await?;
+pub async fn replay(uris: &[String], queue: &str, dead: &str) -> Result<usize, BrokerError> {
+    let (conn, _) = connect_any(uris, 0).await?;
     let ch = conn.create_channel().await?;
     declare_topology(&conn, queue, dead).await?;
     let publish = conn.create_channel().await?;

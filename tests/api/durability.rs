@@ -204,7 +204,9 @@ async fn a_poison_message_is_dead_lettered_and_a_replayed_good_one_is_persisted(
     let (q, dead) = (app.settings.queue_name(), app.settings.dead_queue_name());
     let start = Instant::now();
     let letters = loop {
-        let letters = dlq::list(&uri, &q, &dead).await.unwrap();
+        let letters = dlq::list(std::slice::from_ref(&uri), &q, &dead)
+            .await
+            .unwrap();
         if !letters.is_empty() {
             break letters;
         }
@@ -221,7 +223,13 @@ async fn a_poison_message_is_dead_lettered_and_a_replayed_good_one_is_persisted(
         letters[0]
     );
     // Listing does not consume.
-    assert_eq!(dlq::list(&uri, &q, &dead).await.unwrap().len(), 1);
+    assert_eq!(
+        dlq::list(std::slice::from_ref(&uri), &q, &dead)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // A good message that was dead-lettered (say, by an older persister's bug) is replayed.
     let good = ReservationEvent {
@@ -236,7 +244,9 @@ async fn a_poison_message_is_dead_lettered_and_a_replayed_good_one_is_persisted(
         valid_until: chrono::Utc::now() + chrono::Duration::days(10),
     };
     publish(dead.clone(), Envelope::new(vec![good]).to_bytes()).await;
-    let moved = dlq::replay(&uri, &q, &dead).await.unwrap();
+    let moved = dlq::replay(std::slice::from_ref(&uri), &q, &dead)
+        .await
+        .unwrap();
     assert_eq!(moved, 2);
     app.wait_for_tickets("registered", 1, Duration::from_secs(20))
         .await;
@@ -246,7 +256,9 @@ async fn a_poison_message_is_dead_lettered_and_a_replayed_good_one_is_persisted(
     // The poison came straight back to the dead-letter queue; nothing else is there.
     let start = Instant::now();
     loop {
-        let letters = dlq::list(&uri, &q, &dead).await.unwrap();
+        let letters = dlq::list(std::slice::from_ref(&uri), &q, &dead)
+            .await
+            .unwrap();
         if letters.len() == 1 {
             break;
         }

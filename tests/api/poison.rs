@@ -63,7 +63,7 @@ async fn wait_for_dead_letters(app: &TestApp, n: usize) -> Vec<dlq::DeadLetter> 
     let (q, dead) = (app.settings.queue_name(), app.settings.dead_queue_name());
     let start = Instant::now();
     loop {
-        let letters = dlq::list(&direct_amqp(), &q, &dead).await.unwrap();
+        let letters = dlq::list(&[direct_amqp()], &q, &dead).await.unwrap();
         if letters.len() >= n {
             assert_eq!(letters.len(), n, "{letters:?}");
             return letters;

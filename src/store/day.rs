@@ -435,6 +435,13 @@ pub async fn record_draw(
         .await
         .map_err(sqlx_err)?;
     tx.commit().await.map_err(sqlx_err)?;
+    // Millions of new rows at once: without fresh statistics the planner may not see that a
+    // ticket has a handful of entries, and the status fallback's point lookup turns into a
+    // scan. ANALYZE samples a fixed number of rows, so it costs the same on any day.
+    sqlx::query("ANALYZE draw_entries, draw_winners")
+        .execute(pg(db))
+        .await
+        .map_err(sqlx_err)?;
     Ok(())
 }
 
@@ -462,7 +469,7 @@ pub async fn pickup_info(
             DbBackend::Postgres,
             "SELECT w.ticket_id, w.pharmacy_id, w.product_id, w.masked_id, w.draw_date, d.publish_at <= $2 AS published, p.picked_up_at \
              FROM draw_winners w JOIN draws d ON d.draw_date = w.draw_date \
-             LEFT JOIN pickups p ON p.pickup_code = w.pickup_code WHERE w.pickup_code = $1",
+             LEFT JOIN pickups p ON p.pickup_code = w.pickup_code WHERE w.pickup_code = $1::bpchar",
             vec![code.into(), now.into()],
         ))
         .await?;

@@ -182,9 +182,11 @@ pub async fn ticket_with_entries(
     db: &DatabaseConnection,
     ticket: &str,
 ) -> Result<Option<(TicketRow, Vec<Entry>)>, DbErr> {
-    Ok(with_entries(db, "t.ticket_id = $1", vec![ticket.into()])
-        .await?
-        .pop())
+    Ok(
+        with_entries(db, "t.ticket_id = $1::bpchar", vec![ticket.into()])
+            .await?
+            .pop(),
+    )
 }
 
 /// The person's tickets (matched on both the id and the phone tag), newest first, each with
@@ -199,7 +201,7 @@ pub async fn person_with_entries(
 ) -> Result<Vec<(TicketRow, Vec<Entry>)>, DbErr> {
     with_entries(
         db,
-        "t.person_tag = $1 AND t.phone_tag = $2",
+        "t.person_tag = $1::bpchar AND t.phone_tag = $2::bpchar",
         vec![person_tag.into(), phone_tag.into()],
     )
     .await

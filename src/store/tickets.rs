@@ -182,7 +182,7 @@ pub async fn find(db: &DatabaseConnection, ticket_id: &str) -> Result<Option<Tic
     let row = db
         .query_one(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE ticket_id = $1"),
+            format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE ticket_id = $1::bpchar"),
             vec![ticket_id.into()],
         ))
         .await?;
@@ -249,11 +249,11 @@ pub async fn standing(
         .query_all(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT t.ticket_id, NULL::date AS draw_date, NULL::timestamptz AS publish_at FROM tickets t \
-             WHERE t.person_tag = $1 AND t.status = 'registered' AND t.valid_until > $2 \
+             WHERE t.person_tag = $1::bpchar AND t.status = 'registered' AND t.valid_until > $2 \
              UNION ALL \
              SELECT t.ticket_id, w.draw_date, d.publish_at FROM tickets t \
              JOIN draw_winners w ON w.ticket_id = t.ticket_id AND w.draw_date >= $3 \
-             JOIN draws d ON d.draw_date = w.draw_date WHERE t.person_tag = $1",
+             JOIN draws d ON d.draw_date = w.draw_date WHERE t.person_tag = $1::bpchar",
             vec![person_tag.into(), now.into(), won_since.into()],
         ))
         .await?;

@@ -358,6 +358,16 @@ async fn run(
     );
     wait_cache(&client, &readyz, true).await;
 
+    // PAUSE=<seconds>: leave the set-up running for a look with other tools.
+    let pause = env_u64("PAUSE", 0);
+    if pause > 0 {
+        println!(
+            "   pausing {pause} s: {base}/api/v1/reservations/{}/proof?date={date}",
+            entrants[entrants.len() / 2]
+        );
+        tokio::time::sleep(Duration::from_secs(pause)).await;
+    }
+
     println!("== baseline: redis-benchmark -t get -n 400000 -c 50");
     let baseline = redis_get_baseline();
     println!("   {baseline}");

@@ -127,6 +127,9 @@ pub struct Settings {
     pub amqp_timeout_ms: u64,
     /// Bound on reading a request's body (408 `request_timeout` after it).
     pub body_timeout_ms: u64,
+    /// Connections the kernel holds for `serve` before it accepts them (capped by
+    /// `net.core.somaxconn`).
+    pub listen_backlog: u32,
     /// When the broker is away, whether Redis must persist (or replicate) a reservation before
     /// the fallback may answer 202; refused otherwise (503, lock released).
     pub fallback_durability: FallbackDurability,
@@ -179,6 +182,7 @@ impl Default for Settings {
             db_timeout_ms: 5_000,
             amqp_timeout_ms: 5_000,
             body_timeout_ms: 5_000,
+            listen_backlog: 4_096,
             fallback_durability: FallbackDurability::Persistent,
             fallback_replicas: 1,
             fallback_wait_ms: 1_000,

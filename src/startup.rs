@@ -38,6 +38,29 @@ pub enum StartupError {
     Config(#[from] crate::config::ConfigError),
 }
 
+/// Binds `addr` with a listen backlog of `backlog` connections. The standard library's
+/// `TcpListener::bind` asks for 128: at 18:00, a burst of new connections overflowed it, the
+/// kernel dropped their SYNs, and those clients waited a whole second for the retransmission.
+///
+/// # Errors
+/// When the address does not resolve or cannot be bound.
+pub fn listen(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
 /// Opens the PostgreSQL pool.
 ///
 /// # Errors
@@ -281,7 +304,7 @@ impl Application {
         if let Err(e) = cache.publications.refresh(&db).await {
             tracing::warn!(error = ?e, "reading the recorded draws at start");
         }
-        let listener = TcpListener::bind(&settings.bind)
+        let listener = listen(&settings.bind, settings.listen_backlog)
             .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?;
         let port = listener
             .local_addr()

@@ -358,4 +358,28 @@ mod tests {
             "2026-11-28"
         );
     }
+
+    #[test]
+    fn dates_beyond_the_format_or_the_calendar_are_refused_instead_of_panicking() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+        assert!(check_date(d).is_ok());
+        assert!(check_date(NaiveDate::from_ymd_opt(12_026, 11, 24).unwrap()).is_err());
+        let huge = Settings {
+            cooldown_days: u32::MAX,
+            validity_days: u32::MAX,
+            ..Settings::default()
+        };
+        for err in [
+            checked_cooldown_until(&huge, d).unwrap_err(),
+            cooling_from(&huge, d).unwrap_err(),
+            ticket_ttl(&huge).unwrap_err(),
+        ] {
+            assert!(err.to_string().contains("_days"), "{err}");
+        }
+        // The service's own use saturates: a cooldown past the calendar's end is "never".
+        assert_eq!(cooldown_until(&huge, d), NaiveDate::MAX);
+        let s = Settings::default();
+        assert!(checked_cooldown_until(&s, NaiveDate::MAX).is_err());
+        assert!(cooling_from(&s, NaiveDate::MIN).is_err());
+    }
 }

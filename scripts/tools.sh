@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the tools the deploy/ tests run, when missing: promtool (Debian `prometheus`),
-# nginx, systemd-analyze (`systemd`), envsubst (`gettext-base`). Their daemons are never
+# nginx, systemd-analyze (`systemd`), envsubst (`gettext-base`); and LibreOffice Calc without
+# its GUI (`libreoffice-calc-nogui`, about 300 MB), which the exports test opens them with. Their daemons are never
 # started: a policy-rc.d that refuses every start is in place during the install (Debian's
 # packages otherwise start prometheus and nginx on install).
 #
@@ -10,9 +11,10 @@ set -euo pipefail
 note() { echo "tools.sh: $*" >&2; }
 die() { echo "tools.sh: $*" >&2; exit 1; }
 
-declare -A PACKAGE=([promtool]=prometheus [nginx]=nginx [systemd-analyze]=systemd [envsubst]=gettext-base)
+declare -A PACKAGE=([promtool]=prometheus [nginx]=nginx [systemd-analyze]=systemd [envsubst]=gettext-base
+  [soffice]=libreoffice-calc-nogui)
 missing=()
-for t in promtool nginx systemd-analyze envsubst; do
+for t in promtool nginx systemd-analyze envsubst soffice; do
   command -v "$t" >/dev/null 2>&1 || [[ -x /usr/sbin/$t ]] || missing+=("${PACKAGE[$t]}")
 done
 ((${#missing[@]} == 0)) && exit 0

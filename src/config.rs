@@ -190,6 +190,13 @@ impl Default for Settings {
     }
 }
 
+/// The longest validity or cooldown, in days: ten years.
+pub const MAX_DAYS: u32 = 3_650;
+
+/// The highest rate limit (per second or per minute). governor's replenish interval is a
+/// second divided by the rate: beyond a million it loses its precision, and no client needs it.
+pub const MAX_RATE: u64 = 1_000_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading the configuration")]
@@ -226,35 +233,124 @@ impl Settings {
         self.tz()?;
         self.cutoff()?;
         self.publish_time()?;
-        if self.validity_days == 0 {
-            return Err(ConfigError::Invalid(
-                "validity_days",
-                "must be at least 1".into(),
-            ));
-        }
-        for (name, ms) in [
-            ("redis_timeout_ms", self.redis_timeout_ms),
-            ("db_timeout_ms", self.db_timeout_ms),
-            ("amqp_timeout_ms", self.amqp_timeout_ms),
-            ("body_timeout_ms", self.body_timeout_ms),
-        ] {
-            if !(1..=600_000).contains(&ms) {
+        self.check_day_counts()?;
+        // Every number that reaches a timer, a rate limiter, an allocation or a thread count
+        // has a range: past it, the arithmetic behind overflows or panics (tokio's deadlines,
+        // governor's replenish interval, moka's time to live, a channel of `batch * 64`), or
+        // the process asks the system for absurd resources.
+        let bounded = [
+            ("redis_timeout_ms", self.redis_timeout_ms, 1, 600_000, "ms"),
+            ("db_timeout_ms", self.db_timeout_ms, 1, 600_000, "ms"),
+            ("amqp_timeout_ms", self.amqp_timeout_ms, 1, 600_000, "ms"),
+            ("body_timeout_ms", self.body_timeout_ms, 1, 600_000, "ms"),
+            (
+                "publish_timeout_ms",
+                self.publish_timeout_ms,
+                1,
+                600_000,
+                "ms",
+            ),
+            ("fallback_wait_ms", self.fallback_wait_ms, 1, 600_000, "ms"),
+            (
+                "publish_linger_us",
+                self.publish_linger_us,
+                0,
+                1_000_000,
+                "µs",
+            ),
+            (
+                "negative_cache_secs",
+                self.negative_cache_secs,
+                0,
+                86_400,
+                "s",
+            ),
+            (
+                "publish_batch",
+                self.publish_batch as u64,
+                1,
+                10_000,
+                "reservations",
+            ),
+            (
+                "persist_batch",
+                self.persist_batch as u64,
+                1,
+                100_000,
+                "rows",
+            ),
+            (
+                "persist_prefetch",
+                u64::from(self.persist_prefetch),
+                1,
+                65_535,
+                "messages",
+            ),
+            (
+                "persist_consumers",
+                self.persist_consumers as u64,
+                1,
+                64,
+                "consumers",
+            ),
+            ("http_workers", self.http_workers as u64, 1, 256, "threads"),
+            (
+                "fallback_replicas",
+                u64::from(self.fallback_replicas),
+                1,
+                100,
+                "replicas",
+            ),
+            (
+                "ip_rate_per_sec",
+                u64::from(self.ip_rate_per_sec),
+                1,
+                MAX_RATE,
+                "per second",
+            ),
+            (
+                "status_rate_per_sec",
+                u64::from(self.status_rate_per_sec),
+                1,
+                MAX_RATE,
+                "per second",
+            ),
+            (
+                "proof_rate_per_sec",
+                u64::from(self.proof_rate_per_sec),
+                1,
+                MAX_RATE,
+                "per second",
+            ),
+            (
+                "pickup_rate_per_sec",
+                u64::from(self.pickup_rate_per_sec),
+                1,
+                MAX_RATE,
+                "per second",
+            ),
+            (
+                "person_rate_per_min",
+                u64::from(self.person_rate_per_min),
+                1,
+                MAX_RATE,
+                "per minute",
+            ),
+            (
+                "lookup_rate_per_min",
+                u64::from(self.lookup_rate_per_min),
+                1,
+                MAX_RATE,
+                "per minute",
+            ),
+        ];
+        for (name, value, min, max, unit) in bounded {
+            if !(min..=max).contains(&value) {
                 return Err(ConfigError::Invalid(
                     name,
-                    "must be 1 to 600000 (ms)".into(),
+                    format!("must be {min} to {max} ({unit}), not {value}"),
                 ));
             }
-        }
-        let at_least_one = [
-            ("publish_batch", self.publish_batch),
-            ("persist_batch", self.persist_batch),
-            ("persist_prefetch", usize::from(self.persist_prefetch)),
-            ("persist_consumers", self.persist_consumers),
-            ("http_workers", self.http_workers),
-            ("fallback_replicas", self.fallback_replicas as usize),
-        ];
-        if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
-            return Err(ConfigError::Invalid(name, "must be at least 1".into()));
         }
         self.proxies()?;
         if self.simulated_clock_offset_secs.abs() > 400 * 86_400 {
@@ -262,6 +358,28 @@ impl Settings {
                 "simulated_clock_offset_secs",
                 "must be within 400 days".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// `validity_days` (1 to 3650) and `cooldown_days` (0 to 3650): what date arithmetic
+    /// needs to stay in the calendar and in integer range. The seal and the draw check it
+    /// again, since a library caller may hand them settings that never went through
+    /// [`Settings::check`].
+    ///
+    /// # Errors
+    /// Naming the setting that is out of range.
+    pub fn check_day_counts(&self) -> Result<(), ConfigError> {
+        for (name, value, min) in [
+            ("validity_days", self.validity_days, 1),
+            ("cooldown_days", self.cooldown_days, 0),
+        ] {
+            if !(min..=MAX_DAYS).contains(&value) {
+                return Err(ConfigError::Invalid(
+                    name,
+                    format!("must be {min} to {MAX_DAYS} (days), not {value}"),
+                ));
+            }
         }
         Ok(())
     }
@@ -431,6 +549,46 @@ mod tests {
             assert!(Settings::load().is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn settings_that_would_overflow_the_calendar_a_counter_or_a_timer_are_refused_by_name() {
+        type Tweak = fn(&mut Settings);
+        let cases: Vec<(&str, Tweak)> = vec![
+            ("validity_days", |s| s.validity_days = u32::MAX),
+            ("cooldown_days", |s| s.cooldown_days = u32::MAX),
+            ("ip_rate_per_sec", |s| s.ip_rate_per_sec = u32::MAX),
+            ("ip_rate_per_sec", |s| s.ip_rate_per_sec = 0),
+            ("person_rate_per_min", |s| s.person_rate_per_min = u32::MAX),
+            ("status_rate_per_sec", |s| s.status_rate_per_sec = u32::MAX),
+            ("proof_rate_per_sec", |s| s.proof_rate_per_sec = 0),
+            ("lookup_rate_per_min", |s| s.lookup_rate_per_min = u32::MAX),
+            ("pickup_rate_per_sec", |s| s.pickup_rate_per_sec = u32::MAX),
+            ("publish_batch", |s| s.publish_batch = usize::MAX),
+            ("persist_batch", |s| s.persist_batch = usize::MAX),
+            ("persist_consumers", |s| s.persist_consumers = usize::MAX),
+            ("http_workers", |s| s.http_workers = usize::MAX),
+            ("publish_linger_us", |s| s.publish_linger_us = u64::MAX),
+            ("publish_timeout_ms", |s| s.publish_timeout_ms = u64::MAX),
+            ("publish_timeout_ms", |s| s.publish_timeout_ms = 0),
+            ("negative_cache_secs", |s| s.negative_cache_secs = u64::MAX),
+            ("fallback_wait_ms", |s| s.fallback_wait_ms = u64::MAX),
+            ("fallback_wait_ms", |s| s.fallback_wait_ms = 0),
+            ("fallback_replicas", |s| s.fallback_replicas = u32::MAX),
+        ];
+        for (name, tweak) in cases {
+            let mut s = Settings::default();
+            tweak(&mut s);
+            let err = s.check().expect_err(name).to_string();
+            assert!(err.contains(name), "{name}: {err}");
+        }
+        // The largest accepted values still leave every date computation in range.
+        let s = Settings {
+            validity_days: 3_650,
+            cooldown_days: 3_650,
+            ..Settings::default()
+        };
+        s.check().unwrap();
     }
 
     #[test]

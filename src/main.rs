@@ -68,12 +68,21 @@ enum Command {
         /// Directory holding authority.key (default: the keys_dir setting, `keys`).
         #[arg(long)]
         key: Option<PathBuf>,
-        /// A party's commitment, PARTY=SHA256HEX of its secret (repeat, in order).
+        /// A party's commitment, PARTY=SHA256HEX of its secret (repeat, in order). At least
+        /// one, unless --no-commitments.
         #[arg(long = "commit")]
         commits: Vec<String>,
+        /// Seal without any commitment: the seed will be the draw's material alone, which
+        /// whoever types it can grind.
+        #[arg(long, conflicts_with = "commits")]
+        no_commitments: bool,
         /// Where snapshots/<date>/ goes (default: the snapshots_dir setting, `snapshots`).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Finish the recorded seal of --date that was interrupted (its directory checked,
+        /// synced and moved into place).
+        #[arg(long, conflicts_with_all = ["commits", "no_commitments", "out"])]
+        resume: bool,
     },
     /// Run the draw of a sealed date, live.
     Draw {
@@ -83,14 +92,18 @@ enum Command {
         #[arg(long)]
         key: Option<PathBuf>,
         /// Live material typed on camera (dice, balls, a beacon value), one line.
-        #[arg(long)]
-        material: String,
+        #[arg(long, required_unless_present = "resume")]
+        material: Option<String>,
         /// A party's revealed secret, PARTY=SECRETHEX (one per commitment).
         #[arg(long = "reveal")]
         reveals: Vec<String>,
         /// Where exports/<date>/ goes (default: the exports_dir setting, `exports`).
         #[arg(long)]
         exports: Option<PathBuf>,
+        /// Finish the interrupted draw of --date from what PostgreSQL recorded (its draw, or
+        /// the seed it started with): files, Redis, exports.
+        #[arg(long, conflicts_with_all = ["material", "reveals"])]
+        resume: bool,
     },
     /// Print the bearer token of a pharmacy for the pickup API.
     Token {
@@ -178,14 +191,24 @@ async fn main() -> anyhow::Result<()> {
             date,
             key,
             commits,
+            no_commitments,
             out,
+            resume,
         } => {
             let key = day::keys::load(&key.unwrap_or_else(|| settings.keys_dir.clone()))?;
-            let out = out.unwrap_or_else(|| settings.snapshots_dir.clone());
             let ctx = context(settings).await?;
-            let report =
-                day::seal::seal(&ctx, date, &key, day::seal::parse_commits(&commits)?, &out)
-                    .await?;
+            if resume {
+                let done = day::seal::resume_seal(&ctx, date, &key.verifying_key()).await?;
+                println!("{done}");
+                return Ok(());
+            }
+            let out = out.unwrap_or_else(|| ctx.settings.snapshots_dir.clone());
+            let opts = day::seal::SealOptions {
+                commits: day::seal::parse_commits(&commits)?,
+                no_commitments,
+                ..day::seal::SealOptions::default()
+            };
+            let report = day::seal::seal_with(&ctx, date, &key, &opts, &out).await?;
             println!("{report}");
             Ok(())
         }
@@ -195,17 +218,25 @@ async fn main() -> anyhow::Result<()> {
             material,
             reveals,
             exports,
+            resume,
         } => {
             let key = day::keys::load(&key.unwrap_or_else(|| settings.keys_dir.clone()))?;
             let exports = exports.unwrap_or_else(|| settings.exports_dir.clone());
             let ctx = context(settings).await?;
-            let report = day::draw::draw(
+            let input = match (resume, material) {
+                (false, Some(material)) => day::draw::DrawInput::Live {
+                    reveals: day::draw::parse_reveals(&reveals)?,
+                    material,
+                },
+                _ => day::draw::DrawInput::Resume,
+            };
+            let report = day::draw::draw_with(
                 &ctx,
                 date,
                 &key,
-                day::draw::parse_reveals(&reveals)?,
-                material,
+                input,
                 &exports,
+                &day::draw::DrawOptions::default(),
             )
             .await?;
             println!("{report}");

@@ -129,7 +129,8 @@ pub fn fallback_demand(settings: &Settings) -> FallbackDemand {
 }
 
 fn status_ttl(settings: &Settings) -> u64 {
-    u64::from(settings.validity_days + settings.cooldown_days + 30) * 86_400
+    // In u64: in u32 the sum could wrap for settings that never went through `check`.
+    (u64::from(settings.validity_days) + u64::from(settings.cooldown_days) + 30) * 86_400
 }
 
 /// Builds the persister for these settings.

@@ -29,6 +29,8 @@ pub struct SealRow {
     /// SHA-256 of the `entrants.csv` the seal wrote (hex); none for seals made before it was
     /// recorded.
     pub entrants_sha256: Option<String>,
+    /// Its directory is in place (renamed and synced): the seal's last step is done.
+    pub completed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,18 @@ pub struct DrawRow {
     pub seed: String,
     pub winners: i64,
     pub publish_at: DateTime<Utc>,
+    /// The signed `draw.txt`, as written into the directory.
+    pub draw_txt: String,
+    /// Redis and the exports were told: the draw's last step is done.
+    pub completed: bool,
+}
+
+/// The seed a draw of the date started with, recorded before any draw file was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedRow {
+    pub seed: String,
+    /// The seed text (`lottery::text::SeedText`): seal id, reveals, material.
+    pub seed_txt: String,
 }
 
 /// Replaces the stock of `date` (refused once the date is sealed: the caller checks).
@@ -122,15 +136,19 @@ fn seal_row(r: &sea_orm::QueryResult) -> Result<SealRow, DbErr> {
         seal_txt: r.try_get("", "seal_txt")?,
         dir: r.try_get("", "dir")?,
         entrants_sha256: r.try_get("", "entrants_sha256")?,
+        completed: r.try_get("", "completed")?,
     })
 }
+
+const SEAL_COLUMNS: &str =
+    "draw_date, seal_id, entrants, seal_txt, dir, entrants_sha256, completed_at IS NOT NULL AS completed";
 
 /// # Errors
 /// When the database fails.
 pub async fn seal(db: &DatabaseConnection, date: NaiveDate) -> Result<Option<SealRow>, DbErr> {
     db.query_one(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT draw_date, seal_id, entrants, seal_txt, dir, entrants_sha256 FROM seals WHERE draw_date = $1",
+        format!("SELECT {SEAL_COLUMNS} FROM seals WHERE draw_date = $1"),
         vec![date.into()],
     ))
     .await?
@@ -146,7 +164,7 @@ pub async fn seal(db: &DatabaseConnection, date: NaiveDate) -> Result<Option<Sea
 pub async fn latest_seal(db: &DatabaseConnection) -> Result<Option<SealRow>, DbErr> {
     db.query_one(Statement::from_string(
         DbBackend::Postgres,
-        "SELECT draw_date, seal_id, entrants, seal_txt, dir, entrants_sha256 FROM seals ORDER BY draw_date DESC LIMIT 1",
+        format!("SELECT {SEAL_COLUMNS} FROM seals ORDER BY draw_date DESC LIMIT 1"),
     ))
     .await?
     .as_ref()
@@ -160,7 +178,8 @@ pub async fn draw(db: &DatabaseConnection, date: NaiveDate) -> Result<Option<Dra
     let row = db
         .query_one(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT draw_date, seed, winners, publish_at FROM draws WHERE draw_date = $1",
+            "SELECT draw_date, seed, winners, publish_at, draw_txt, completed_at IS NOT NULL AS completed \
+             FROM draws WHERE draw_date = $1",
             vec![date.into()],
         ))
         .await?;
@@ -170,9 +189,240 @@ pub async fn draw(db: &DatabaseConnection, date: NaiveDate) -> Result<Option<Dra
             seed: r.try_get("", "seed")?,
             winners: r.try_get("", "winners")?,
             publish_at: r.try_get("", "publish_at")?,
+            draw_txt: r.try_get("", "draw_txt")?,
+            completed: r.try_get("", "completed")?,
         })
     })
     .transpose()
+}
+
+/// Marks the seal of `date` finished: its directory is in place.
+///
+/// # Errors
+/// When the database fails.
+pub async fn complete_seal(db: &DatabaseConnection, date: NaiveDate) -> Result<(), DbErr> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE seals SET completed_at = now() WHERE draw_date = $1 AND completed_at IS NULL",
+        vec![date.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Removes the record of an unfinished seal of `date` whose files are lost, so that the date
+/// can be sealed again. Only a seal nobody can have seen qualifies: not completed (so never
+/// served), no draw started on it, no seal linked to it. Returns whether it was removed.
+///
+/// # Errors
+/// When the database fails.
+pub async fn forget_unfinished_seal(
+    db: &DatabaseConnection,
+    date: NaiveDate,
+) -> Result<bool, DbErr> {
+    let done = db
+        .execute(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "DELETE FROM seals s WHERE s.draw_date = $1 AND s.completed_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM draw_seeds p WHERE p.draw_date = s.draw_date) \
+             AND NOT EXISTS (SELECT 1 FROM draws d WHERE d.draw_date = s.draw_date) \
+             AND NOT EXISTS (SELECT 1 FROM seals n WHERE n.previous = s.seal_id)",
+            vec![date.into()],
+        ))
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks the draw of `date` finished: Redis and the exports were told.
+///
+/// # Errors
+/// When the database fails.
+pub async fn complete_draw(db: &DatabaseConnection, date: NaiveDate) -> Result<(), DbErr> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE draws SET completed_at = now() WHERE draw_date = $1 AND completed_at IS NULL",
+        vec![date.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The seed a draw of `date` started with, if one did.
+///
+/// # Errors
+/// When the database fails.
+pub async fn draw_seed(db: &DatabaseConnection, date: NaiveDate) -> Result<Option<SeedRow>, DbErr> {
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT seed, seed_txt FROM draw_seeds WHERE draw_date = $1",
+            vec![date.into()],
+        ))
+        .await?;
+    row.map(|r| {
+        Ok(SeedRow {
+            seed: r.try_get("", "seed")?,
+            seed_txt: r.try_get("", "seed_txt")?,
+        })
+    })
+    .transpose()
+}
+
+/// Pins the seed of the draw of `date` (committed before it returns). Returns the seed that is
+/// pinned: this one, or the one pinned before (which the caller must compare).
+///
+/// # Errors
+/// When the database fails.
+pub async fn pin_draw_seed(
+    db: &DatabaseConnection,
+    date: NaiveDate,
+    seed: &SeedRow,
+) -> Result<SeedRow, DbErr> {
+    db.execute(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO draw_seeds (draw_date, seed, seed_txt) VALUES ($1, $2, $3) ON CONFLICT (draw_date) DO NOTHING",
+        vec![date.into(), seed.seed.clone().into(), seed.seed_txt.clone().into()],
+    ))
+    .await?;
+    draw_seed(db, date)
+        .await?
+        .ok_or_else(|| DbErr::Custom(format!("the seed of {date} vanished after it was pinned")))
+}
+
+/// The recorded winners of `date` with their person tags, in ticket order.
+///
+/// # Errors
+/// When the database fails.
+pub async fn recorded_winners(
+    db: &DatabaseConnection,
+    date: NaiveDate,
+) -> Result<Vec<WinnerRow>, DbErr> {
+    let rows = sqlx::query(
+        "SELECT w.ticket_id, w.pharmacy_id, w.product_id, w.roll, w.pickup_code, w.masked_id, t.person_tag \
+         FROM draw_winners w JOIN tickets t ON t.ticket_id = w.ticket_id \
+         WHERE w.draw_date = $1 ORDER BY w.ticket_id",
+    )
+    .bind(date)
+    .fetch_all(pg(db))
+    .await
+    .map_err(sqlx_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok(WinnerRow {
+                ticket_id: r
+                    .try_get::<String, _>(0)
+                    .map_err(sqlx_err)?
+                    .trim_end()
+                    .to_string(),
+                pharmacy_id: r.try_get(1).map_err(sqlx_err)?,
+                product_id: r.try_get(2).map_err(sqlx_err)?,
+                roll: r.try_get(3).map_err(sqlx_err)?,
+                pickup_code: r
+                    .try_get::<String, _>(4)
+                    .map_err(sqlx_err)?
+                    .trim_end()
+                    .to_string(),
+                masked_id: r.try_get(5).map_err(sqlx_err)?,
+                person_tag: r
+                    .try_get::<String, _>(6)
+                    .map_err(sqlx_err)?
+                    .trim_end()
+                    .to_string(),
+            })
+        })
+        .collect()
+}
+
+/// What a day's lock guards: one seal and one draw of a date at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Seal,
+    Draw,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Seal => "seal",
+            Step::Draw => "draw",
+        })
+    }
+}
+
+/// A PostgreSQL session advisory lock on (step, date), held on a connection of its own for the
+/// whole seal or draw. It is the database's, so it holds across machines; it dies with its
+/// session, so a crashed officer never leaves it behind.
+pub struct DayLock {
+    conn: Option<sqlx::PgConnection>,
+    key: (i32, i32),
+}
+
+impl DayLock {
+    /// The lock's two keys: maskdraw's ("md") with the step, and the date.
+    fn key(step: Step, date: NaiveDate) -> (i32, i32) {
+        let kind = match step {
+            Step::Seal => 1,
+            Step::Draw => 2,
+        };
+        (
+            0x6d64_0000 | kind,
+            chrono::Datelike::num_days_from_ce(&date),
+        )
+    }
+
+    /// Takes the lock of (`step`, `date`) if nobody holds it; `None` at once if somebody does.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn try_acquire(
+        db: &DatabaseConnection,
+        step: Step,
+        date: NaiveDate,
+    ) -> Result<Option<Self>, DbErr> {
+        let key = Self::key(step, date);
+        // Out of the pool for good: a pooled connection would go back to the pool still
+        // holding the session's lock.
+        let mut conn = pg(db).acquire().await.map_err(sqlx_err)?.detach();
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+            .bind(key.0)
+            .bind(key.1)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(sqlx_err)?;
+        if got {
+            Ok(Some(Self {
+                conn: Some(conn),
+                key,
+            }))
+        } else {
+            let _ = sqlx::Connection::close(conn).await;
+            Ok(None)
+        }
+    }
+
+    /// Releases the lock and closes its connection. (Dropping it closes the connection too,
+    /// and the server then releases the lock.)
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+                .bind(self.key.0)
+                .bind(self.key.1)
+                .execute(&mut conn)
+                .await;
+            let _ = sqlx::Connection::close(conn).await;
+        }
+    }
+}
+
+/// The constraint a database error broke, if it broke one.
+pub fn broken_constraint(e: &DbErr) -> Option<String> {
+    match e {
+        DbErr::Query(sea_orm::RuntimeErr::SqlxError(sqlx::Error::Database(d)))
+        | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(sqlx::Error::Database(d))) => {
+            d.constraint().map(str::to_string)
+        }
+        _ => None,
+    }
 }
 
 /// Marks registered tickets whose validity ended by `cutoff` as expired; returns

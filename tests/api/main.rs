@@ -9,6 +9,7 @@ mod durability;
 mod fallback_durability;
 mod helpers;
 mod locks;
+mod officials;
 mod pages;
 mod poison;
 mod publication;

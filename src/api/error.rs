@@ -23,6 +23,8 @@ pub enum Code {
     Forbidden,
     AlreadyPickedUp,
     NotPublished,
+    PhoneCodeRequired,
+    PhoneCodeInvalid,
     Internal,
 }
 
@@ -45,11 +47,13 @@ impl Code {
             Code::Forbidden => ("forbidden", 403),
             Code::AlreadyPickedUp => ("already_picked_up", 409),
             Code::NotPublished => ("not_published", 404),
+            Code::PhoneCodeRequired => ("phone_code_required", 400),
+            Code::PhoneCodeInvalid => ("phone_code_invalid", 403),
             Code::Internal => ("internal", 500),
         }
     }
 
-    pub const ALL: [Code; 16] = [
+    pub const ALL: [Code; 18] = [
         Code::ValidationFailed,
         Code::MalformedJson,
         Code::PayloadTooLarge,
@@ -65,6 +69,8 @@ impl Code {
         Code::Forbidden,
         Code::AlreadyPickedUp,
         Code::NotPublished,
+        Code::PhoneCodeRequired,
+        Code::PhoneCodeInvalid,
         Code::Internal,
     ];
 }

@@ -3,6 +3,7 @@
 pub mod error;
 mod health;
 mod openapi;
+pub mod phone_codes;
 pub mod pickups;
 mod reservations;
 pub mod snapshots;
@@ -10,6 +11,7 @@ pub mod snapshots;
 use std::sync::Arc;
 
 use actix_web::dev::Service;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::web;
 use sea_orm::DatabaseConnection;
 
@@ -19,6 +21,8 @@ use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::queue::{Broker, Publisher};
+use crate::sms::Sender;
+use crate::store::phone_codes::PhoneCodes;
 use crate::store::redis::RedisStore;
 pub use error::{ApiError, Code};
 
@@ -38,6 +42,9 @@ pub struct AppState {
     pub metrics: Metrics,
     pub admission: Admission,
     pub cache: ReadCache,
+    pub phone_codes: PhoneCodes,
+    /// Where phone codes go; none when they cannot be sent here (then none are required).
+    pub sms: Option<Sender>,
 }
 
 impl AppState {
@@ -77,14 +84,34 @@ impl From<Shed> for ApiError {
     }
 }
 
-/// Registers every route on an actix `App`.
+/// The page's Content-Security-Policy: everything from this origin only, no inline script or
+/// style, no plugins, no framing (the pages and their ES modules need nothing more).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; font-src 'self'; \
+     manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Headers on every public response (added where a handler did not set its own): the CSP,
+/// no MIME sniffing, no framing (also for browsers without `frame-ancestors`), no referrer.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+}
+
+/// Registers every public route on an actix `App`.
+///
+/// Everything under `/api/v1` is `Cache-Control: no-store` unless the handler says otherwise
+/// (only the public list of draws does): tickets, holder secrets, pickup codes and even
+/// refusals (`cooling_down` says a person won) are a person's data.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
+        .route("/readyz", web::get().to(health::ready))
         .route("/api/openapi.json", web::get().to(openapi::openapi))
         .service(
             web::scope("/api/v1")
+                .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")))
                 .route("/reservations", web::post().to(reservations::create))
                 .route("/reservations/lookup", web::post().to(reservations::lookup))
                 .route(
@@ -95,6 +122,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/reservations/{ticket_id}/proof",
                     web::get().to(reservations::proof),
                 )
+                .route("/phone-codes", web::post().to(phone_codes::create))
                 .route("/pickups", web::post().to(pickups::collect))
                 .route("/draws", web::get().to(snapshots::draws)),
         )
@@ -103,6 +131,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(snapshots::authority_key),
         )
         .route("/snapshots/{date}/{file}", web::get().to(snapshots::file));
+}
+
+/// The operator listener's routes (`admin_bind`): metrics and the readiness details, which
+/// say more about the deployment than the public should know.
+pub fn configure_admin(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics));
 }
 
 /// Counts every response by route pattern and status.

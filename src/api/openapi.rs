@@ -25,7 +25,18 @@ pub fn document() -> Value {
                 "responses": {
                     "202": {"description": "durable: confirmed by the broker or the fallback stream",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
-                    "400": err, "409": err, "413": err, "415": err, "429": err, "503": err
+                    "400": err, "403": err, "409": err, "413": err, "415": err, "429": err, "503": err
+                }}},
+            "/api/v1/phone-codes": {"post": {
+                "summary": "Send a one-time code to a phone; a reservation for that phone carries it (`phone_code`)",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["phone"],
+                    "properties": {"phone": {"type": "string", "description": "11-digit mainland mobile number"}}}}}},
+                "responses": {
+                    "202": {"description": "sent to the SMS gateway",
+                            "content": {"application/json": {"schema": {"type": "object", "properties": {
+                                "expires_in_secs": {"type": "integer"}, "resend_in_secs": {"type": "integer"}}}}}},
+                    "400": err, "404": err, "413": err, "415": err, "429": err, "503": err
                 }}},
             "/api/v1/reservations/{ticket_id}": {"get": {
                 "summary": "A ticket's status and its published draws",
@@ -47,8 +58,8 @@ pub fn document() -> Value {
                 "summary": "Mark a pickup code collected (pharmacy bearer token)",
                 "responses": {"200": {"description": "collected"}, "401": err, "403": err, "404": err, "409": err}}},
             "/healthz": {"get": {"responses": {"200": {"description": "alive"}}}},
-            "/readyz": {"get": {"responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
-            "/metrics": {"get": {"responses": {"200": {"description": "Prometheus text"}}}}
+            "/readyz": {"get": {"responses": {"200": {"description": "ready: {\"status\": \"ready\"} (details on the operator listener)"},
+                                              "503": {"description": "not ready"}}}}
         },
         "components": {"schemas": {
             "NewReservation": {"type": "object",
@@ -59,9 +70,12 @@ pub fn document() -> Value {
                     "phone": {"type": "string", "description": "11-digit mainland mobile number"},
                     "pharmacy_id": {"type": "string", "pattern": "^[A-Z0-9-]{1,16}$"},
                     "product_id": {"type": "string", "pattern": "^[A-Z0-9-]{1,16}$"},
-                    "flexible": {"type": "boolean", "default": false}}},
+                    "flexible": {"type": "boolean", "default": false},
+                    "phone_code": {"type": "string", "pattern": "^[0-9]{6}$",
+                                   "description": "the code sent to `phone` (POST /api/v1/phone-codes); required outside development"}}},
             "Accepted": {"type": "object", "properties": {
-                "ticket_id": {"type": "string"}, "status": {"type": "string"}, "valid_until": {"type": "string", "format": "date-time"}}},
+                "ticket_id": {"type": "string"}, "status": {"type": "string"}, "valid_until": {"type": "string", "format": "date-time"},
+                "holder_secret": {"type": "string", "description": "send back as X-Holder-Secret to see the pickup code"}}},
             "Ticket": {"type": "object", "properties": {
                 "ticket_id": {"type": "string"}, "status": {"type": "string", "enum": ["accepted", "registered", "won", "expired", "rejected"]},
                 "pharmacy_id": {"type": "string"}, "product_id": {"type": "string"}, "flexible": {"type": "boolean"},

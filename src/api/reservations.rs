@@ -24,9 +24,11 @@ pub struct NewReservation {
     pub pharmacy_id: String,
     pub product_id: String,
     pub flexible: bool,
+    /// The one-time code sent to `phone`, when given.
+    pub phone_code: Option<String>,
 }
 
-fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
+pub(super) fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
     let ct = req
         .headers()
         .get("content-type")
@@ -49,7 +51,7 @@ fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
 
 /// Reads at most `MAX_BODY` bytes of the body; more is `413 payload_too_large` with our JSON
 /// (actix's own limit answers in plain text).
-async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
+pub(super) async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
     use futures_util::StreamExt;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
@@ -72,7 +74,7 @@ async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiError>
 
 const MAX_BODY: usize = 4096;
 
-fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+pub(super) fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(ApiError::new(
@@ -102,7 +104,7 @@ fn string_field<'a>(m: &'a Map<String, Value>, field: &str) -> Result<&'a str, A
     }
 }
 
-fn parse_with<T>(
+pub(super) fn parse_with<T>(
     m: &Map<String, Value>,
     field: &str,
     parse: impl Fn(&str) -> Result<T, crate::domain::ParseError>,
@@ -148,12 +150,26 @@ pub fn parse_reservation(body: &[u8], state: &AppState) -> Result<NewReservation
             ))
         }
     };
+    // Absent, null and empty all mean "no code" (the page sends what its field holds).
+    let phone_code = match m.get("phone_code") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) if c.trim().is_empty() => None,
+        Some(Value::String(c)) => Some(c.trim().to_string()),
+        Some(_) => {
+            return Err(ApiError::field(
+                Code::ValidationFailed,
+                "phone_code",
+                "phone_code must be a string of 6 digits",
+            ))
+        }
+    };
     Ok(NewReservation {
         id_number,
         phone,
         pharmacy_id: pharmacy_id.to_string(),
         product_id: product_id.to_string(),
         flexible,
+        phone_code,
     })
 }
 
@@ -255,10 +271,39 @@ pub async fn create(
     let secret = state.settings.hmac_secret.expose().as_bytes();
     let tag = person_tag(secret, &input.id_number);
     state.admission.check_person(&tag)?;
+    let spent = super::phone_codes::spend(
+        &state,
+        &input.phone,
+        input.phone_code.as_deref(),
+        &tag,
+        idem.as_deref(),
+    )
+    .await?;
+    let result = admit(&state, redis, input, tag, idem).await;
+    if let (Err(e), Some(spent)) = (&result, &spent) {
+        // Our failure, not the person's: the code is theirs to use on the retry.
+        if matches!(
+            e.code,
+            Code::Unavailable | Code::Overloaded | Code::Internal
+        ) {
+            super::phone_codes::give_back(&state, spent).await;
+        }
+    }
+    result
+}
 
+/// The reservation after its code: the person's lock, then the durable publish.
+async fn admit(
+    state: &AppState,
+    redis: &RedisStore,
+    input: NewReservation,
+    tag: String,
+    idem: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let secret = state.settings.hmac_secret.expose().as_bytes();
     let now = state.intake_now();
     if !state.cache.warmth.is_complete() {
-        refuse_from_database(&state, &tag, now).await?;
+        refuse_from_database(state, &tag, now).await?;
     }
     let valid_until = now + chrono::Duration::days(i64::from(state.settings.validity_days));
     let ticket = TicketId::generate(now.timestamp_millis().max(0) as u64).to_string();
@@ -286,7 +331,7 @@ pub async fn create(
             tracing::error!(error = %e, ticket, "a kept reservation does not parse");
             ApiError::new(Code::Internal, "something went wrong on our side")
         })?,
-        Reserve::Replay { ticket } => return replay(&state, redis, &ticket).await,
+        Reserve::Replay { ticket } => return replay(state, redis, &ticket).await,
         Reserve::InProgress => {
             return Err(ApiError::new(
                 Code::RequestInProgress,
@@ -318,7 +363,7 @@ pub async fn create(
     }
     state.metrics.accepted.inc();
     Ok(accepted(
-        &state,
+        state,
         ticket,
         "accepted".into(),
         valid_until.to_rfc3339(),

@@ -320,6 +320,7 @@ impl Application {
                                 .use_last_modified(true),
                         ),
                 )
+                .default_service(web::to(api::no_such_path))
         })
         .workers(http_workers)
         .listen(listener)

@@ -25,6 +25,7 @@ pub enum Code {
     NotPublished,
     PhoneCodeRequired,
     PhoneCodeInvalid,
+    MethodNotAllowed,
     Internal,
 }
 
@@ -49,11 +50,12 @@ impl Code {
             Code::NotPublished => ("not_published", 404),
             Code::PhoneCodeRequired => ("phone_code_required", 400),
             Code::PhoneCodeInvalid => ("phone_code_invalid", 403),
+            Code::MethodNotAllowed => ("method_not_allowed", 405),
             Code::Internal => ("internal", 500),
         }
     }
 
-    pub const ALL: [Code; 18] = [
+    pub const ALL: [Code; 19] = [
         Code::ValidationFailed,
         Code::MalformedJson,
         Code::PayloadTooLarge,
@@ -71,6 +73,7 @@ impl Code {
         Code::NotPublished,
         Code::PhoneCodeRequired,
         Code::PhoneCodeInvalid,
+        Code::MethodNotAllowed,
         Code::Internal,
     ];
 }

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use super::error::{ApiError, Code};
+use super::reservations::{read_body, require_json};
 use super::{client, AppState};
 use crate::admission::Call;
 use crate::store::{day, tokens};
@@ -72,7 +73,7 @@ pub async fn issue_token(
 
 pub async fn collect(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.admission.check(Call::Pickup, client(&req, &state))?;
@@ -93,10 +94,10 @@ pub async fn collect(
             "this pharmacy token was revoked or never issued",
         ));
     }
+    require_json(&req)?;
+    let body = read_body(payload).await?;
     let code = match serde_json::from_slice::<Value>(&body) {
-        Ok(v) => v["pickup_code"]
-            .as_str()
-            .map(|s| s.trim().to_ascii_uppercase()),
+        Ok(v) => v["pickup_code"].as_str().map(str::to_ascii_uppercase),
         Err(_) => {
             return Err(ApiError::new(
                 Code::MalformedJson,

@@ -150,16 +150,16 @@ pub fn parse_reservation(body: &[u8], state: &AppState) -> Result<NewReservation
             ))
         }
     };
-    // Absent, null and empty all mean "no code" (the page sends what its field holds).
+    // Absent, null and empty all mean "no code"; anything else is 6 digits.
     let phone_code = match m.get("phone_code") {
         None | Some(Value::Null) => None,
-        Some(Value::String(c)) if c.trim().is_empty() => None,
-        Some(Value::String(c)) => Some(c.trim().to_string()),
+        Some(Value::String(c)) if c.is_empty() => None,
+        Some(Value::String(c)) if super::phone_codes::is_code(c) => Some(c.clone()),
         Some(_) => {
             return Err(ApiError::field(
                 Code::ValidationFailed,
                 "phone_code",
-                "phone_code must be a string of 6 digits",
+                "phone_code is 6 digits",
             ))
         }
     };
@@ -553,7 +553,7 @@ pub async fn proof(
     let date = query
         .date
         .as_deref()
-        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .and_then(super::parse_date)
         .ok_or_else(|| ApiError::field(Code::ValidationFailed, "date", "date is YYYY-MM-DD"))?;
     let day = super::snapshots::published_day(&state, date).await?;
     let t = ticket.clone();

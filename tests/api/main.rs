@@ -3,6 +3,7 @@
 
 mod browser;
 mod cluster_infra;
+mod conformance;
 mod day;
 mod deploy;
 mod durability;

@@ -31,5 +31,5 @@ if [[ "${1:-}" == "--demo" ]]; then
   . "$env_file"
   set +a
 fi
-echo "maskdraw: serving on ${MASKDRAW_BIND:-127.0.0.1:8080}: the page at http://${MASKDRAW_BIND:-127.0.0.1:8080}/ (API at /api/v1; metrics at http://${MASKDRAW_ADMIN_BIND:-127.0.0.1:9090}/metrics)"
+echo "maskdraw: serving on ${MASKDRAW_BIND:-127.0.0.1:8080}: the page at http://${MASKDRAW_BIND:-127.0.0.1:8080}/ (API at /api/v1; metrics at http://${MASKDRAW_ADMIN_BIND:-127.0.0.1:18080}/metrics)"
 exec "$bin" serve --with-persister

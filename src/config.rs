@@ -176,7 +176,7 @@ impl Default for Settings {
             redis_url: "redis://127.0.0.1:6379/0".into(),
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             bind: "127.0.0.1:8080".into(),
-            admin_bind: "127.0.0.1:9090".into(),
+            admin_bind: "127.0.0.1:18080".into(),
             environment: Environment::Production,
             hmac_secret: Secret::new(DEVELOPMENT_HMAC_SECRET),
             token_secret: Secret::new(DEVELOPMENT_TOKEN_SECRET),

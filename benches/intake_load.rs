@@ -234,12 +234,22 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
         .local_addr()
         .expect("addr")
         .port();
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
     let env: Vec<(String, String)> = [
         (
             "MASKDRAW_DATABASE_URL",
             format!("postgres://postgres@127.0.0.1:5432/{db_name}"),
         ),
         ("MASKDRAW_BIND", format!("127.0.0.1:{port}")),
+        ("MASKDRAW_ADMIN_BIND", format!("127.0.0.1:{admin_port}")),
+        // A development deployment (built-in secrets), and without phone codes: this measures
+        // intake, not an SMS gateway, and its simulated citizens have no phones.
+        ("MASKDRAW_ENVIRONMENT", "development".to_string()),
+        ("MASKDRAW_REQUIRE_PHONE_CODE", "false".to_string()),
         ("MASKDRAW_KEY_PREFIX", format!("b{}", &id[..12])),
         ("MASKDRAW_QUEUE_PREFIX", format!("b{}.", &id[..12])),
         (
@@ -253,6 +263,7 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
 
+    println!("(phone codes off: MASKDRAW_REQUIRE_PHONE_CODE=false, development mode)");
     println!("== baseline: redis-benchmark -t set -n 200000 -c 50");
     let baseline = redis_baseline();
     println!("{baseline}");
@@ -268,7 +279,8 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
         .build()
         .expect("client");
     let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&client, &base).await;
+    // Readiness details are on the operator listener.
+    wait_ready(&client, &format!("http://127.0.0.1:{admin_port}")).await;
     let db = Database::connect(format!("postgres://postgres@127.0.0.1:5432/{db_name}"))
         .await
         .expect("bench db");

@@ -300,14 +300,18 @@ async fn run(
         .unwrap_or(0);
 
     // ---------------------------------------------------------------- the server
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| e.to_string())
+    };
+    let (port, admin_port) = (free_port()?, free_port()?);
     let abs = |p: &std::path::Path| p.display().to_string();
     let env: Vec<(&str, String)> = vec![
         ("MASKDRAW_DATABASE_URL", settings.database_url.clone()),
         ("MASKDRAW_BIND", format!("127.0.0.1:{port}")),
+        ("MASKDRAW_ADMIN_BIND", format!("127.0.0.1:{admin_port}")),
         ("MASKDRAW_KEY_PREFIX", settings.key_prefix.clone()),
         ("MASKDRAW_QUEUE_PREFIX", settings.queue_prefix.clone()),
         ("MASKDRAW_STATIC_DIR", abs(&settings.static_dir)),
@@ -332,7 +336,9 @@ async fn run(
     );
     let pid = server.0.id();
     let base = format!("http://127.0.0.1:{port}");
-    let (readyz, metrics) = (format!("{base}/readyz"), format!("{base}/metrics"));
+    // Readiness details and metrics are on the operator listener.
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let (readyz, metrics) = (format!("{admin}/readyz"), format!("{admin}/metrics"));
     let client = reqwest::Client::new();
     let start = Instant::now();
     while client.get(&readyz).send().await.is_err() {

@@ -23,7 +23,8 @@
 #   MASKDRAW_CLUSTER_RABBIT_PORTS  3 AMQP ports                    (default "5681 5682 5683")
 #   MASKDRAW_CLUSTER_RABBIT_DIST   3 Erlang distribution ports     (default "25681 25682 25683")
 #   MASKDRAW_CLUSTER_NGINX_PORT    nginx on 127.0.0.1              (default 8180)
-#   MASKDRAW_CLUSTER_SERVE_PORTS   the serve processes             (default "8181 8182")
+#   MASKDRAW_CLUSTER_SERVE_PORTS   the serve processes             (default "8181 8182"); each
+#                                  one's operator listener (/metrics) is on 1<port>
 #   MASKDRAW_CLUSTER_PERSIST_PORTS the persisters' /metrics        (default "9181 9182")
 #   MASKDRAW_CLUSTER_APPS          1: start serve and persist; 0: infrastructure only (default 1)
 #   MASKDRAW_CLUSTER_APP_REDIS     redis_url of serve and persist  (default redis://127.0.0.1:6379/0)
@@ -339,7 +340,8 @@ app_env() {
   # Its own database and Redis key prefix: nothing shared with scripts/run.sh's `maskdraw`.
   echo MASKDRAW_REDIS_URL="$APP_REDIS" MASKDRAW_AMQP_URL="$(app_amqp)" \
     MASKDRAW_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$APP_DB" \
-    MASKDRAW_KEY_PREFIX=mdcluster MASKDRAW_STATIC_DIR="$ROOT/static"
+    MASKDRAW_KEY_PREFIX=mdcluster MASKDRAW_STATIC_DIR="$ROOT/static" \
+    MASKDRAW_ENVIRONMENT="${MASKDRAW_ENVIRONMENT:-development}"
 }
 
 # start_app <name> <args...>: one maskdraw process in the background, pid and log in APP_DIR.
@@ -354,7 +356,7 @@ start_app() {
 
 http_ok() { timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3; head -c 12 <&3" 2>/dev/null | grep -q ' 200'; }
 
-start_serve() { start_app "serve-$1" serve --bind "127.0.0.1:$1"; wait_for "serve on $1" http_ok "$1"; }
+start_serve() { start_app "serve-$1" serve --bind "127.0.0.1:$1" --admin-bind "127.0.0.1:1$1"; wait_for "serve on $1" http_ok "$1"; }
 start_persist() { start_app "persist-$1" persist --metrics-bind "127.0.0.1:$1"; wait_for "persist metrics on $1" http_ok "$1"; }
 
 apps_up() {
@@ -398,7 +400,7 @@ addresses() {
   echo "rabbitmq:        $(for i in 0 1 2; do printf 'amqp://127.0.0.1:%s (%s) ' "${RABBIT_PORTS[$i]}" "$(rabbit_node "$i")"; done)"
   echo "nginx:           http://127.0.0.1:$NGINX_PORT/"
   if [[ $APPS == 1 ]]; then
-    echo "serve:           ${SERVE_PORTS[*]} (redis $APP_REDIS, broker amqp://127.0.0.1:${RABBIT_PORTS[0]}/maskdraw)"
+    echo "serve:           ${SERVE_PORTS[*]} (redis $APP_REDIS, broker amqp://127.0.0.1:${RABBIT_PORTS[0]}/maskdraw; /metrics on 1<port>)"
     echo "persist metrics: ${PERSIST_PORTS[*]}"
   fi
   echo "state:           $STATE"

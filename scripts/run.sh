@@ -8,8 +8,16 @@
 #                                       # serve that day
 #
 # Configuration: maskdraw.toml beside this repository's root, then MASKDRAW_* variables.
+# Unless the operator chose an environment (MASKDRAW_ENVIRONMENT, or `environment` in the
+# configuration file), this runs in development mode: the built-in secrets, phone codes not
+# required and printed to the log when asked for. Production needs its own secrets (README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+config=${MASKDRAW_CONFIG:-maskdraw.toml}
+if [[ -z ${MASKDRAW_ENVIRONMENT:-} ]] && ! { [[ -f $config ]] && grep -Eq '^[[:space:]]*environment[[:space:]]*=' "$config"; }; then
+  export MASKDRAW_ENVIRONMENT=development
+  echo "maskdraw: development mode (built-in secrets, phone codes optional); set MASKDRAW_ENVIRONMENT=production and your own secrets for anything real" >&2
+fi
 bash scripts/services.sh
 cargo build --release --locked --bins
 bin=target/release/maskdraw
@@ -23,5 +31,5 @@ if [[ "${1:-}" == "--demo" ]]; then
   . "$env_file"
   set +a
 fi
-echo "maskdraw: serving on ${MASKDRAW_BIND:-127.0.0.1:8080}: the page at http://${MASKDRAW_BIND:-127.0.0.1:8080}/ (API at /api/v1, metrics at /metrics)"
+echo "maskdraw: serving on ${MASKDRAW_BIND:-127.0.0.1:8080}: the page at http://${MASKDRAW_BIND:-127.0.0.1:8080}/ (API at /api/v1; metrics at http://${MASKDRAW_ADMIN_BIND:-127.0.0.1:18080}/metrics)"
 exec "$bin" serve --with-persister

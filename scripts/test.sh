@@ -2,7 +2,8 @@
 # The whole test suite: brings up PostgreSQL, Redis and RabbitMQ if needed (scripts/services.sh),
 # installs what the page's tests need when it is missing (Node.js and npm, Debian's Chromium, a
 # Chinese font for the screenshots, the harness's playwright-core) and the tools the deploy/
-# tests run (scripts/tools.sh: promtool, nginx, systemd-analyze; LibreOffice Calc for the exports
+# tests run (scripts/tools.sh: promtool, nginx, systemd-analyze, LibreOffice Calc for the exports
+# test, and schemathesis from PyPI in a virtualenv under target/ for the generated-requests
 # test), then runs every test of the workspace against them. The page's Node unit tests and the
 # browser tests run inside `cargo test` (tests/api/browser.rs). Exits non-zero when any test fails.
 #

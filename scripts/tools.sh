@@ -3,13 +3,23 @@
 # nginx, systemd-analyze (`systemd`), envsubst (`gettext-base`); and LibreOffice Calc without
 # its GUI (`libreoffice-calc-nogui`, about 300 MB), which the exports test opens them with. Their daemons are never
 # started: a policy-rc.d that refuses every start is in place during the install (Debian's
-# packages otherwise start prometheus and nginx on install).
+# packages otherwise start prometheus and nginx on install). And schemathesis (PyPI, pinned)
+# for tests/api/conformance.rs, in a virtualenv under target/.
 #
 #   scripts/tools.sh
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 note() { echo "tools.sh: $*" >&2; }
 die() { echo "tools.sh: $*" >&2; exit 1; }
+
+SCHEMATHESIS_VERSION=4.32.5
+venv=target/schemathesis
+if [[ $("$venv/bin/schemathesis" --version 2>/dev/null) != *"$SCHEMATHESIS_VERSION"* ]]; then
+  note "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
 
 declare -A PACKAGE=([promtool]=prometheus [nginx]=nginx [systemd-analyze]=systemd [envsubst]=gettext-base
   [soffice]=libreoffice-calc-nogui)

@@ -28,6 +28,23 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Where this process runs. Production is the default, so a deployment that forgot to say is
+/// held to production's rules: its own secrets, phone codes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// A developer's machine, the demo, the tests: the built-in secrets and the console sender
+    /// of phone codes are allowed, and phone codes are not required unless asked for.
+    Development,
+    Production,
+}
+
+/// The built-in `hmac_secret`: known to everyone who read this file, so refused outside
+/// development (with it anyone could reverse person tags by trying every id number).
+pub const DEVELOPMENT_HMAC_SECRET: &str = "maskdraw-development-secret-do-not-use";
+/// The built-in `token_secret`: with it anyone could mint any pharmacy's token.
+pub const DEVELOPMENT_TOKEN_SECRET: &str = "maskdraw-development-token-secret-do-not-use";
+
 /// What the fallback stream demands of Redis before a reservation it holds is answered 202
 /// (the fallback is used only while the broker is away).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,8 +71,37 @@ pub struct Settings {
     pub amqp_urls: Vec<String>,
     /// Address the API listens on.
     pub bind: String,
-    /// Key of `person_tag = HMAC-SHA256(secret, id)`. The default is for development only.
+    /// Address of the operator listener: `/metrics` and the readiness details, kept off the
+    /// public one.
+    pub admin_bind: String,
+    /// `development` or `production` (the default); `MASKDRAW_ENVIRONMENT`.
+    pub environment: Environment,
+    /// Key of `person_tag = HMAC-SHA256(secret, id)`, the phone tag and the holder secret. The
+    /// default is for development only.
     pub hmac_secret: Secret,
+    /// Key of the pharmacies' bearer tokens, apart from `hmac_secret` so that it can be rotated
+    /// (every token changes) without changing a single person tag. Development default only.
+    pub token_secret: Secret,
+    /// Whether a reservation must carry a one-time code sent to its phone. Unset: on, except in
+    /// development.
+    pub require_phone_code: Option<bool>,
+    /// The city's SMS gateway: phone codes are POSTed here as JSON. Empty: the console sender,
+    /// which prints codes to the log (development only).
+    pub sms_webhook_url: String,
+    /// Bearer token sent to the SMS gateway (empty: none).
+    pub sms_webhook_token: Secret,
+    /// How long the gateway may take to accept a code before the request is answered 503.
+    pub sms_webhook_timeout_ms: u64,
+    /// How long a phone code is valid.
+    pub phone_code_ttl_secs: u64,
+    /// Wrong codes tried against one code before it is void.
+    pub phone_code_max_attempts: u32,
+    /// At most one code per phone in this many seconds.
+    pub phone_code_resend_secs: u64,
+    /// At most this many codes per phone in 24 hours.
+    pub phone_codes_per_phone_per_day: u32,
+    /// Per client address: phone codes asked for per minute.
+    pub phone_code_rate_per_min: u32,
     /// Prefix of every Redis key this deployment writes (tests give each its own).
     pub key_prefix: String,
     /// Prefix of the RabbitMQ exchange and queue names (tests give each its own).
@@ -147,7 +193,19 @@ impl Default for Settings {
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             amqp_urls: Vec::new(),
             bind: "127.0.0.1:8080".into(),
-            hmac_secret: Secret::new("maskdraw-development-secret-do-not-use"),
+            admin_bind: "127.0.0.1:18080".into(),
+            environment: Environment::Production,
+            hmac_secret: Secret::new(DEVELOPMENT_HMAC_SECRET),
+            token_secret: Secret::new(DEVELOPMENT_TOKEN_SECRET),
+            require_phone_code: None,
+            sms_webhook_url: String::new(),
+            sms_webhook_token: Secret::new(""),
+            sms_webhook_timeout_ms: 3_000,
+            phone_code_ttl_secs: 300,
+            phone_code_max_attempts: 5,
+            phone_code_resend_secs: 60,
+            phone_codes_per_phone_per_day: 10,
+            phone_code_rate_per_min: 10,
             key_prefix: "md".into(),
             queue_prefix: String::new(),
             static_dir: PathBuf::from("static"),
@@ -229,6 +287,22 @@ impl Settings {
                 "hmac_secret",
                 "must be at least 16 bytes".into(),
             ));
+        }
+        if self.token_secret.expose().len() < 16 {
+            return Err(ConfigError::Invalid(
+                "token_secret",
+                "must be at least 16 bytes".into(),
+            ));
+        }
+        if !self.sms_webhook_url.is_empty() {
+            let url = reqwest::Url::parse(&self.sms_webhook_url)
+                .map_err(|e| ConfigError::Invalid("sms_webhook_url", e.to_string()))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::Invalid(
+                    "sms_webhook_url",
+                    "must be an http or https URL".into(),
+                ));
+            }
         }
         self.tz()?;
         self.cutoff()?;
@@ -343,6 +417,41 @@ impl Settings {
                 MAX_RATE,
                 "per minute",
             ),
+            (
+                "phone_code_ttl_secs",
+                self.phone_code_ttl_secs,
+                1,
+                86_400,
+                "s",
+            ),
+            (
+                "phone_code_max_attempts",
+                u64::from(self.phone_code_max_attempts),
+                1,
+                100,
+                "attempts",
+            ),
+            (
+                "phone_codes_per_phone_per_day",
+                u64::from(self.phone_codes_per_phone_per_day),
+                1,
+                10_000,
+                "codes",
+            ),
+            (
+                "phone_code_rate_per_min",
+                u64::from(self.phone_code_rate_per_min),
+                1,
+                MAX_RATE,
+                "per minute",
+            ),
+            (
+                "sms_webhook_timeout_ms",
+                self.sms_webhook_timeout_ms,
+                1,
+                600_000,
+                "ms",
+            ),
         ];
         for (name, value, min, max, unit) in bounded {
             if !(min..=max).contains(&value) {
@@ -380,6 +489,62 @@ impl Settings {
                     format!("must be {min} to {MAX_DAYS} (days), not {value}"),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Whether this deployment runs in development mode (`environment = "development"`).
+    pub fn is_development(&self) -> bool {
+        self.environment == Environment::Development
+    }
+
+    /// Whether a reservation must carry a phone code: as set, or on outside development.
+    pub fn phone_code_required(&self) -> bool {
+        self.require_phone_code.unwrap_or(!self.is_development())
+    }
+
+    /// Phone codes that are required must have a way to reach the phone: outside development
+    /// that is the SMS gateway (the console sender only writes codes to the log).
+    ///
+    /// # Errors
+    /// When codes are required outside development and `sms_webhook_url` is not set.
+    pub fn check_phone_codes(&self) -> Result<(), ConfigError> {
+        if self.phone_code_required() && !self.is_development() && self.sms_webhook_url.is_empty() {
+            return Err(ConfigError::Invalid(
+                "sms_webhook_url",
+                "phone codes are required outside development: set the city's SMS gateway \
+                 (sms_webhook_url), or switch codes off with require_phone_code = false"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Outside development, refuses the built-in secrets and a `token_secret` equal to
+    /// `hmac_secret` (then rotating one would rotate the other). `serve`, `persist`, `seal`,
+    /// `draw` and `token` call this before they touch anything.
+    ///
+    /// # Errors
+    /// Naming the setting to change.
+    pub fn refuse_development_secrets(&self) -> Result<(), ConfigError> {
+        if self.is_development() {
+            return Ok(());
+        }
+        let why = "is the built-in development secret; outside development (environment = \
+                   \"development\", MASKDRAW_ENVIRONMENT) set a secret of your own";
+        if self.hmac_secret.expose() == DEVELOPMENT_HMAC_SECRET {
+            return Err(ConfigError::Invalid("hmac_secret", why.into()));
+        }
+        if self.token_secret.expose() == DEVELOPMENT_TOKEN_SECRET {
+            return Err(ConfigError::Invalid("token_secret", why.into()));
+        }
+        if self.token_secret == self.hmac_secret {
+            return Err(ConfigError::Invalid(
+                "token_secret",
+                "must differ from hmac_secret outside development: rotating the tokens' key \
+                 must not change a person tag"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -461,6 +626,7 @@ mod tests {
         let s = Settings::default();
         let text = format!("{s:?}");
         assert!(!text.contains(s.hmac_secret.expose()));
+        assert!(!text.contains(s.token_secret.expose()));
         assert!(text.contains("redacted"));
     }
 
@@ -589,6 +755,71 @@ mod tests {
             ..Settings::default()
         };
         s.check().unwrap();
+    }
+
+    #[test]
+    fn outside_development_the_built_in_secrets_and_a_shared_one_are_refused_by_name() {
+        let prod = Settings::default();
+        assert_eq!(prod.environment, Environment::Production);
+        let err = prod.refuse_development_secrets().unwrap_err().to_string();
+        assert!(
+            err.contains("hmac_secret") && err.contains("development"),
+            "{err}"
+        );
+        let own_hmac = Settings {
+            hmac_secret: Secret::new("an-hmac-secret-of-our-own-0001"),
+            ..Settings::default()
+        };
+        let err = own_hmac
+            .refuse_development_secrets()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("token_secret"), "{err}");
+        let shared = Settings {
+            token_secret: own_hmac.hmac_secret.clone(),
+            ..own_hmac.clone()
+        };
+        let err = shared.refuse_development_secrets().unwrap_err().to_string();
+        assert!(err.contains("must differ from hmac_secret"), "{err}");
+        let own = Settings {
+            token_secret: Secret::new("a-token-secret-of-our-own-0001"),
+            ..own_hmac
+        };
+        own.refuse_development_secrets().unwrap();
+        let dev = Settings {
+            environment: Environment::Development,
+            ..Settings::default()
+        };
+        dev.refuse_development_secrets().unwrap();
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's own test API returns its error by value
+    fn the_environment_and_phone_codes_are_read_by_name_and_codes_follow_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            let s = Settings::load().map_err(|e| e.to_string())?;
+            assert_eq!(s.environment, Environment::Production);
+            assert!(s.phone_code_required());
+            jail.set_env("MASKDRAW_ENVIRONMENT", "development");
+            let s = Settings::load().map_err(|e| e.to_string())?;
+            assert_eq!(s.environment, Environment::Development);
+            assert!(!s.phone_code_required());
+            jail.set_env("MASKDRAW_REQUIRE_PHONE_CODE", "true");
+            assert!(Settings::load()
+                .map_err(|e| e.to_string())?
+                .phone_code_required());
+            jail.set_env("MASKDRAW_ENVIRONMENT", "production");
+            jail.set_env("MASKDRAW_REQUIRE_PHONE_CODE", "false");
+            assert!(!Settings::load()
+                .map_err(|e| e.to_string())?
+                .phone_code_required());
+            jail.set_env("MASKDRAW_ENVIRONMENT", "staging");
+            assert!(Settings::load().is_err());
+            jail.set_env("MASKDRAW_ENVIRONMENT", "production");
+            jail.set_env("MASKDRAW_SMS_WEBHOOK_URL", "ftp://gateway/sms");
+            assert!(Settings::load().is_err());
+            Ok(())
+        });
     }
 
     #[test]

@@ -33,6 +33,10 @@ enum Command {
         /// Address to listen on (overrides MASKDRAW_BIND).
         #[arg(long)]
         bind: Option<String>,
+        /// Address of the operator listener, /metrics and /readyz details (overrides
+        /// MASKDRAW_ADMIN_BIND).
+        #[arg(long)]
+        admin_bind: Option<String>,
         /// Run the persister in this process too.
         #[arg(long)]
         with_persister: bool,
@@ -105,10 +109,16 @@ enum Command {
         #[arg(long, conflicts_with_all = ["material", "reveals"])]
         resume: bool,
     },
-    /// Print the bearer token of a pharmacy for the pickup API.
+    /// Issue a pharmacy's bearer token for the pickup API (recorded with a serial), or revoke.
     Token {
         #[arg(long)]
         pharmacy: String,
+        /// Revoke instead: the token --serial N, or every token of the pharmacy.
+        #[arg(long)]
+        revoke: bool,
+        /// With --revoke: the serial of the one token to revoke (the middle part of the token).
+        #[arg(long, requires = "revoke")]
+        serial: Option<i64>,
     },
     /// Redis's copy of the live tickets.
     Cache {
@@ -169,11 +179,24 @@ async fn main() -> anyhow::Result<()> {
     maskdraw::telemetry::init();
     let cli = Cli::parse();
     let settings = Settings::load().context("loading settings")?;
+    // The commands that hold the secrets refuse the built-in ones outside development, before
+    // they touch anything.
+    if matches!(
+        cli.command,
+        Command::Serve { .. }
+            | Command::Persist { .. }
+            | Command::Seal { .. }
+            | Command::Draw { .. }
+            | Command::Token { .. }
+    ) {
+        settings.refuse_development_secrets()?;
+    }
     match cli.command {
         Command::Serve {
             bind,
+            admin_bind,
             with_persister,
-        } => serve(settings, bind, with_persister).await,
+        } => serve(settings, bind, admin_bind, with_persister).await,
         Command::Persist { metrics_bind } => persist(settings, metrics_bind).await,
         Command::Migrate => migrate(settings).await,
         Command::Dlq { action } => dlq(settings, action).await,
@@ -242,18 +265,11 @@ async fn main() -> anyhow::Result<()> {
             println!("{report}");
             Ok(())
         }
-        Command::Token { pharmacy } => {
-            let catalog = maskdraw::catalog::Catalog::load(&settings.static_dir)?;
-            anyhow::ensure!(
-                catalog.pharmacy(&pharmacy).is_some(),
-                "no pharmacy {pharmacy} in the catalog"
-            );
-            println!(
-                "{}",
-                maskdraw::api::pickups::token(settings.hmac_secret.expose().as_bytes(), &pharmacy)
-            );
-            Ok(())
-        }
+        Command::Token {
+            pharmacy,
+            revoke,
+            serial,
+        } => token(settings, &pharmacy, revoke, serial).await,
         Command::Cache {
             action: CacheAction::Warm,
         } => {
@@ -305,6 +321,43 @@ async fn context(settings: Settings) -> anyhow::Result<DayContext> {
     })
 }
 
+/// `maskdraw token`: issues a token (printed alone on stdout) or revokes.
+async fn token(
+    settings: Settings,
+    pharmacy: &str,
+    revoke: bool,
+    serial: Option<i64>,
+) -> anyhow::Result<()> {
+    let catalog = maskdraw::catalog::Catalog::load(&settings.static_dir)?;
+    anyhow::ensure!(
+        catalog.pharmacy(pharmacy).is_some(),
+        "no pharmacy {pharmacy} in the catalog"
+    );
+    let db = startup::connect_db(&settings.database_url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    startup::migrate(&db).await.context("migrating")?;
+    if revoke {
+        let n = maskdraw::store::tokens::revoke(&db, pharmacy, serial).await?;
+        match serial {
+            Some(s) => anyhow::ensure!(n == 1, "{pharmacy} has no live token with serial {s}"),
+            None => eprintln!("revoked {n} token(s) of {pharmacy}"),
+        }
+        if let Some(s) = serial {
+            eprintln!("revoked token {s} of {pharmacy}");
+        }
+        return Ok(());
+    }
+    let token = maskdraw::api::pickups::issue_token(
+        &db,
+        settings.token_secret.expose().as_bytes(),
+        pharmacy,
+    )
+    .await?;
+    println!("{token}");
+    Ok(())
+}
+
 async fn stock(settings: Settings, action: StockAction) -> anyhow::Result<()> {
     let ctx = context(settings).await?;
     match action {
@@ -325,15 +378,27 @@ async fn stock(settings: Settings, action: StockAction) -> anyhow::Result<()> {
 async fn serve(
     mut settings: Settings,
     bind: Option<String>,
+    admin_bind: Option<String>,
     with_persister: bool,
 ) -> anyhow::Result<()> {
     if let Some(b) = bind {
         settings.bind = b;
     }
+    if let Some(b) = admin_bind {
+        settings.admin_bind = b;
+    }
+    let (environment, codes) = (settings.environment, settings.phone_code_required());
     let app = Application::build(settings, with_persister)
         .await
         .context("starting the server")?;
-    tracing::info!(port = app.port(), with_persister, "serving");
+    tracing::info!(
+        port = app.port(),
+        admin_port = app.admin_port(),
+        ?environment,
+        phone_codes_required = codes,
+        with_persister,
+        "serving"
+    );
     app.run_until_stopped().await.context("serving")
 }
 

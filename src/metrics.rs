@@ -28,6 +28,8 @@ pub struct Metrics {
     pub cache_complete: IntGauge,
     pub redis_persistent: IntGauge,
     pub fallback_refused: IntCounter,
+    /// Phone codes asked for, by outcome: `sent`, `limited`, `failed` (the SMS gateway).
+    pub phone_codes: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -172,6 +174,17 @@ impl Metrics {
                     "reservations_fallback_refused_total",
                     "reservations answered 503 because the fallback stream would not be durable",
                 ),
+            ),
+            phone_codes: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "phone_codes_total",
+                        "phone codes asked for, by outcome (sent, limited, failed)",
+                    ),
+                    &["outcome"],
+                )
+                .unwrap_or_else(|_| unreachable!()),
             ),
             registry: r,
         }

@@ -22,6 +22,8 @@ use crate::persist::Persister;
 use crate::queue::broker::{self, Broker};
 use crate::queue::publisher::{Publisher, PublisherConfig};
 use crate::queue::relay;
+use crate::sms::Sender;
+use crate::store::phone_codes::{Limits, PhoneCodes};
 use crate::store::redis::{FallbackDemand, RedisStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +209,10 @@ pub fn metrics_server(bind: &str, metrics: Metrics) -> std::io::Result<Server> {
 
 pub struct Application {
     port: u16,
+    admin_port: u16,
     server: Server,
+    /// The operator listener (`admin_bind`): metrics and readiness details.
+    admin: Server,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -215,8 +220,11 @@ pub struct Application {
 /// A server running in the background (demo, tests), stoppable in order.
 pub struct Running {
     pub port: u16,
+    pub admin_port: u16,
     server: actix_web::dev::ServerHandle,
     join: tokio::task::JoinHandle<std::io::Result<()>>,
+    admin: actix_web::dev::ServerHandle,
+    admin_join: tokio::task::JoinHandle<std::io::Result<()>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -227,6 +235,8 @@ impl Running {
     pub async fn stop(self) {
         self.server.stop(true).await;
         let _ = self.join.await;
+        self.admin.stop(true).await;
+        let _ = self.admin_join.await;
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
@@ -240,6 +250,9 @@ impl Application {
     /// # Errors
     /// When a service cannot be reached, the catalog does not load, or the address is taken.
     pub async fn build(settings: Settings, with_persister: bool) -> Result<Self, StartupError> {
+        settings.refuse_development_secrets()?;
+        settings.check_phone_codes()?;
+        let sms = Sender::from_settings(&settings)?;
         let catalog = Catalog::load(&settings.static_dir)?;
         migrate_url(&settings.database_url).await?;
         let db = connect_service_db(&settings).await?;
@@ -295,6 +308,7 @@ impl Application {
                 proof_per_sec: settings.proof_rate_per_sec,
                 lookup_per_min: settings.lookup_rate_per_min,
                 pickup_per_sec: settings.pickup_rate_per_sec,
+                phone_code_per_min: settings.phone_code_rate_per_min,
                 person_per_min: settings.person_rate_per_min,
             },
             settings.proxies()?,
@@ -311,6 +325,22 @@ impl Application {
             .local_addr()
             .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?
             .port();
+        let admin_listener = TcpListener::bind(&settings.admin_bind)
+            .map_err(|e| StartupError::Bind(settings.admin_bind.clone(), e))?;
+        let admin_port = admin_listener
+            .local_addr()
+            .map_err(|e| StartupError::Bind(settings.admin_bind.clone(), e))?
+            .port();
+        let phone_codes = PhoneCodes::new(
+            redis.pool().clone(),
+            &settings.key_prefix,
+            Limits {
+                ttl_secs: settings.phone_code_ttl_secs,
+                resend_secs: settings.phone_code_resend_secs,
+                per_day: settings.phone_codes_per_phone_per_day,
+                max_attempts: settings.phone_code_max_attempts,
+            },
+        );
         let static_dir = settings.static_dir.clone();
         let http_workers = settings.http_workers;
         let body_timeout_ms = settings.body_timeout_ms;
@@ -324,6 +354,8 @@ impl Application {
             metrics,
             admission,
             cache,
+            phone_codes,
+            sms,
         });
         tasks.push(spawn_monitor(state.clone(), rx));
         let data = state.clone();
@@ -334,6 +366,7 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(worker_redis)
                 .wrap_fn(api::record)
+                .wrap(api::security_headers())
                 .configure(api::configure)
                 .route(
                     "/",
@@ -352,6 +385,7 @@ impl Application {
                                 .use_last_modified(true),
                         ),
                 )
+                .default_service(web::to(api::no_such_path))
         })
         .workers(http_workers)
         // The request head too must arrive in time (the body is bounded in `read_body`).
@@ -359,9 +393,21 @@ impl Application {
         .listen(listener)
         .map_err(|e| StartupError::Bind("listener".into(), e))?
         .run();
+        let admin_data = state.clone();
+        let admin = HttpServer::new(move || {
+            App::new()
+                .app_data(admin_data.clone())
+                .configure(api::configure_admin)
+        })
+        .workers(1)
+        .listen(admin_listener)
+        .map_err(|e| StartupError::Bind("admin listener".into(), e))?
+        .run();
         Ok(Self {
             port,
+            admin_port,
             server,
+            admin,
             shutdown,
             tasks,
         })
@@ -369,6 +415,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The operator listener's port (`admin_bind`).
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
     }
 
     /// A handle that stops the background tasks (broker keeper, relay, persister, monitor).
@@ -380,10 +431,15 @@ impl Application {
     pub fn spawn(self) -> Running {
         let server = self.server.handle();
         let join = tokio::spawn(self.server);
+        let admin = self.admin.handle();
+        let admin_join = tokio::spawn(self.admin);
         Running {
             port: self.port,
+            admin_port: self.admin_port,
             server,
             join,
+            admin,
+            admin_join,
             shutdown: self.shutdown,
             tasks: self.tasks,
         }
@@ -394,7 +450,12 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let admin = self.admin.handle();
+        let admin_join = tokio::spawn(self.admin);
         let result = self.server.await;
+        // The public listener stopped (a signal stops both): the operator's goes with it.
+        admin.stop(true).await;
+        let _ = admin_join.await;
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;

@@ -6,6 +6,7 @@ mod m20261123_000001_create_tickets;
 mod m20261123_000002_create_officials_day;
 mod m20261124_000003_expiry_index_and_entrants_sha256;
 mod m20261202_000004_draw_entries_point_lookup;
+mod m20261203_000001_pharmacy_tokens;
 mod m20261204_000005_seal_and_draw_progress;
 
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_create_officials_day::Migration),
             Box::new(m20261124_000003_expiry_index_and_entrants_sha256::Migration),
             Box::new(m20261202_000004_draw_entries_point_lookup::Migration),
+            Box::new(m20261203_000001_pharmacy_tokens::Migration),
             Box::new(m20261204_000005_seal_and_draw_progress::Migration),
         ]
     }

@@ -35,6 +35,8 @@ pub enum Call {
     Proof,
     Lookup,
     Pickup,
+    /// Asking for a phone code (each one is an SMS the city pays for).
+    PhoneCode,
 }
 
 /// Per-client rates of each [`Call`].
@@ -45,6 +47,7 @@ pub struct Rates {
     pub proof_per_sec: u32,
     pub lookup_per_min: u32,
     pub pickup_per_sec: u32,
+    pub phone_code_per_min: u32,
     pub person_per_min: u32,
 }
 
@@ -54,6 +57,7 @@ pub struct Admission {
     proof: DefaultKeyedRateLimiter<IpAddr>,
     lookup: DefaultKeyedRateLimiter<IpAddr>,
     pickup: DefaultKeyedRateLimiter<IpAddr>,
+    phone_code: DefaultKeyedRateLimiter<IpAddr>,
     person: DefaultKeyedRateLimiter<String>,
     proxies: Vec<ipnet::IpNet>,
     in_flight: Arc<AtomicUsize>,
@@ -93,6 +97,7 @@ impl Admission {
             proof: per_sec(rates.proof_per_sec),
             lookup: RateLimiter::keyed(Quota::per_minute(nz(rates.lookup_per_min))),
             pickup: per_sec(rates.pickup_per_sec),
+            phone_code: RateLimiter::keyed(Quota::per_minute(nz(rates.phone_code_per_min))),
             person: RateLimiter::keyed(Quota::per_minute(nz(rates.person_per_min))),
             proxies,
             in_flight: Arc::new(AtomicUsize::new(0)),
@@ -152,6 +157,7 @@ impl Admission {
             Call::Proof => &self.proof,
             Call::Lookup => &self.lookup,
             Call::Pickup => &self.pickup,
+            Call::PhoneCode => &self.phone_code,
         };
         limiter.check_key(&client).map_err(|nu| {
             Shed::RateLimited(retry_secs(nu.wait_time_from(DefaultClock::default().now())))
@@ -183,6 +189,7 @@ impl Admission {
             &self.proof,
             &self.lookup,
             &self.pickup,
+            &self.phone_code,
         ] {
             l.retain_recent();
         }
@@ -201,6 +208,7 @@ mod tests {
             proof_per_sec: 1,
             lookup_per_min: 1,
             pickup_per_sec: 1,
+            phone_code_per_min: 1,
             person_per_min: 100,
         }
     }

@@ -24,6 +24,9 @@ pub enum Code {
     AlreadyPickedUp,
     NotPublished,
     RequestTimeout,
+    PhoneCodeRequired,
+    PhoneCodeInvalid,
+    MethodNotAllowed,
     Internal,
 }
 
@@ -47,11 +50,14 @@ impl Code {
             Code::AlreadyPickedUp => ("already_picked_up", 409),
             Code::NotPublished => ("not_published", 404),
             Code::RequestTimeout => ("request_timeout", 408),
+            Code::PhoneCodeRequired => ("phone_code_required", 400),
+            Code::PhoneCodeInvalid => ("phone_code_invalid", 403),
+            Code::MethodNotAllowed => ("method_not_allowed", 405),
             Code::Internal => ("internal", 500),
         }
     }
 
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 20] = [
         Code::ValidationFailed,
         Code::MalformedJson,
         Code::PayloadTooLarge,
@@ -68,6 +74,9 @@ impl Code {
         Code::AlreadyPickedUp,
         Code::NotPublished,
         Code::RequestTimeout,
+        Code::PhoneCodeRequired,
+        Code::PhoneCodeInvalid,
+        Code::MethodNotAllowed,
         Code::Internal,
     ];
 }

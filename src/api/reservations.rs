@@ -24,9 +24,11 @@ pub struct NewReservation {
     pub pharmacy_id: String,
     pub product_id: String,
     pub flexible: bool,
+    /// The one-time code sent to `phone`, when given.
+    pub phone_code: Option<String>,
 }
 
-fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
+pub(super) fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
     let ct = req
         .headers()
         .get("content-type")
@@ -85,7 +87,7 @@ pub(super) async fn read_body(
 
 const MAX_BODY: usize = 4096;
 
-fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+pub(super) fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(ApiError::new(
@@ -115,7 +117,7 @@ fn string_field<'a>(m: &'a Map<String, Value>, field: &str) -> Result<&'a str, A
     }
 }
 
-fn parse_with<T>(
+pub(super) fn parse_with<T>(
     m: &Map<String, Value>,
     field: &str,
     parse: impl Fn(&str) -> Result<T, crate::domain::ParseError>,
@@ -161,12 +163,26 @@ pub fn parse_reservation(body: &[u8], state: &AppState) -> Result<NewReservation
             ))
         }
     };
+    // Absent, null and empty all mean "no code"; anything else is 6 digits.
+    let phone_code = match m.get("phone_code") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) if c.is_empty() => None,
+        Some(Value::String(c)) if super::phone_codes::is_code(c) => Some(c.clone()),
+        Some(_) => {
+            return Err(ApiError::field(
+                Code::ValidationFailed,
+                "phone_code",
+                "phone_code is 6 digits",
+            ))
+        }
+    };
     Ok(NewReservation {
         id_number,
         phone,
         pharmacy_id: pharmacy_id.to_string(),
         product_id: product_id.to_string(),
         flexible,
+        phone_code,
     })
 }
 
@@ -268,10 +284,39 @@ pub async fn create(
     let secret = state.settings.hmac_secret.expose().as_bytes();
     let tag = person_tag(secret, &input.id_number);
     state.admission.check_person(&tag)?;
+    let spent = super::phone_codes::spend(
+        &state,
+        &input.phone,
+        input.phone_code.as_deref(),
+        &tag,
+        idem.as_deref(),
+    )
+    .await?;
+    let result = admit(&state, redis, input, tag, idem).await;
+    if let (Err(e), Some(spent)) = (&result, &spent) {
+        // Our failure, not the person's: the code is theirs to use on the retry.
+        if matches!(
+            e.code,
+            Code::Unavailable | Code::Overloaded | Code::Internal
+        ) {
+            super::phone_codes::give_back(&state, spent).await;
+        }
+    }
+    result
+}
 
+/// The reservation after its code: the person's lock, then the durable publish.
+async fn admit(
+    state: &AppState,
+    redis: &RedisStore,
+    input: NewReservation,
+    tag: String,
+    idem: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let secret = state.settings.hmac_secret.expose().as_bytes();
     let now = state.intake_now();
     if !state.cache.warmth.is_complete() {
-        refuse_from_database(&state, &tag, now).await?;
+        refuse_from_database(state, &tag, now).await?;
     }
     let valid_until = now + chrono::Duration::days(i64::from(state.settings.validity_days));
     let ticket = TicketId::generate(now.timestamp_millis().max(0) as u64).to_string();
@@ -299,7 +344,7 @@ pub async fn create(
             tracing::error!(error = %e, ticket, "a kept reservation does not parse");
             ApiError::new(Code::Internal, "something went wrong on our side")
         })?,
-        Reserve::Replay { ticket } => return replay(&state, redis, &ticket).await,
+        Reserve::Replay { ticket } => return replay(state, redis, &ticket).await,
         Reserve::InProgress => {
             return Err(ApiError::new(
                 Code::RequestInProgress,
@@ -331,7 +376,7 @@ pub async fn create(
     }
     state.metrics.accepted.inc();
     Ok(accepted(
-        &state,
+        state,
         ticket,
         "accepted".into(),
         valid_until.to_rfc3339(),
@@ -522,7 +567,7 @@ pub async fn proof(
     let date = query
         .date
         .as_deref()
-        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .and_then(super::parse_date)
         .ok_or_else(|| ApiError::field(Code::ValidationFailed, "date", "date is YYYY-MM-DD"))?;
     let day = super::snapshots::published_day(&state, date).await?;
     let t = ticket.clone();

@@ -89,8 +89,8 @@ pub async fn file(
 ) -> Result<HttpResponse, ApiError> {
     state.admission.check(Call::Proof, client(&req, &state))?;
     let (date, name) = path.into_inner();
-    let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d")
-        .map_err(|_| ApiError::field(Code::ValidationFailed, "date", "date is YYYY-MM-DD"))?;
+    let date = super::parse_date(&date)
+        .ok_or_else(|| ApiError::field(Code::ValidationFailed, "date", "date is YYYY-MM-DD"))?;
     if !plain_name(&name) {
         return Err(ApiError::new(Code::NotFound, "no such file"));
     }

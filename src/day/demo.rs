@@ -94,7 +94,10 @@ pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> 
     settings.key_prefix = format!("demo{stamp}");
     settings.queue_prefix = format!("demo{stamp}.");
     settings.bind = "127.0.0.1:0".into();
+    settings.admin_bind = "127.0.0.1:0".into();
     settings.ip_rate_per_sec = 1_000_000;
+    // The demo's citizens are simulated: no phone receives their codes (the printout says so).
+    settings.require_phone_code = Some(false);
     settings.snapshots_dir = opts.root.join("snapshots");
     settings.exports_dir = opts.root.join("exports");
     settings.keys_dir = opts.root.join("keys");
@@ -294,7 +297,8 @@ pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> 
         }
     }
     out.push_str(&format!(
-        "maskdraw demo: {} citizens, draw date {date}\n\n",
+        "maskdraw demo: {} citizens, draw date {date}\n\
+         (phone codes off for the demo's simulated citizens: require_phone_code = false)\n\n",
         opts.citizens
     ));
     if !refusals.is_empty() {

@@ -1,6 +1,7 @@
 use super::ParseError;
 
-/// The name a citizen types: 1 to 30 characters after trimming, no control characters.
+/// The name a citizen types: 1 to 30 characters, no control characters (the page trims; the
+/// API takes the name as sent, so its document can state the rule exactly).
 /// It is checked and then dropped: only the identity number's tag and mask are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonName(String);
@@ -9,7 +10,7 @@ impl PersonName {
     /// # Errors
     /// When the name is empty, longer than 30 characters or holds control characters.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let s = raw.trim();
+        let s = raw;
         let n = s.chars().count();
         if n == 0 {
             return Err(ParseError("the name is empty"));
@@ -35,12 +36,12 @@ mod tests {
 
     #[test]
     fn a_chinese_name_is_accepted() {
-        assert_eq!(PersonName::parse(" 陈小明 ").unwrap().as_str(), "陈小明");
+        assert_eq!(PersonName::parse("陈小明").unwrap().as_str(), "陈小明");
     }
 
     #[test]
     fn empty_long_and_control_names_are_refused() {
-        assert!(PersonName::parse("  ").is_err());
+        assert!(PersonName::parse("").is_err());
         assert!(PersonName::parse(&"名".repeat(31)).is_err());
         assert!(PersonName::parse("a\u{0}b").is_err());
     }

@@ -1,7 +1,8 @@
 use super::ParseError;
 
-/// An 11-digit mainland mobile number (`1[3-9]` and nine digits). An optional `+86` or `86`
-/// prefix and blanks or dashes are accepted and dropped.
+/// An 11-digit mainland mobile number (`1[3-9]` and nine digits). Leading `+`s, an optional
+/// `86` prefix, and spaces or dashes anywhere are accepted and dropped.
+/// (The API's document states this grammar as a pattern: nothing else is forgiven.)
 #[derive(Clone, PartialEq, Eq)]
 pub struct Phone(String);
 
@@ -10,7 +11,6 @@ impl Phone {
     /// When what is left after dropping the prefix and separators is not a mobile number.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let digits: String = raw
-            .trim()
             .trim_start_matches('+')
             .chars()
             .filter(|c| *c != ' ' && *c != '-')
@@ -51,6 +51,13 @@ mod tests {
             Phone::parse("+86 138-0013-8000").unwrap().as_str(),
             "13800138000"
         );
+        assert_eq!(
+            Phone::parse(" 13800138000 ").unwrap().as_str(),
+            "13800138000"
+        );
+        // Other blanks are not separators.
+        assert!(Phone::parse("13800138000\t").is_err());
+        assert!(Phone::parse("\u{3000}13800138000").is_err());
     }
 
     #[test]

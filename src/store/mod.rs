@@ -4,8 +4,10 @@
 
 pub mod day;
 pub mod draws;
+pub mod phone_codes;
 pub mod redis;
 pub mod tickets;
+pub mod tokens;
 pub mod warm;
 
 use sea_orm::{sqlx, DatabaseConnection, DbErr};

@@ -7,6 +7,7 @@ import { bi, el, row, show } from './dom.js';
 import { checkProof, loadDraws } from './proof-page.js';
 
 const API = '/api/v1/reservations';
+const CODES = '/api/v1/phone-codes';
 const CONFIG = '/static/config/';
 // How long after a 429/503 the page keeps smoothing taps through gate.json.
 const RECENT_OVERLOAD_MS = 60 * 1000;
@@ -63,6 +64,12 @@ function parseName(raw) {
   return [s, null];
 }
 
+// Empty (the server decides whether a code is needed) or 6 digits.
+function parsePhoneCode(raw) {
+  const s = raw.trim();
+  return s === '' || /^\d{6}$/.test(s) ? [s, null] : [null, bi('验证码为 6 位数字', 'The code has 6 digits')];
+}
+
 function parseTicketId(raw) {
   const s = raw.trim().toUpperCase();
   return TICKET_RE.test(s) ? [s, null] : [null, bi('预约编号为 26 位字母数字', 'A ticket id has 26 letters and digits')];
@@ -77,8 +84,10 @@ function retryAfterSeconds(header) {
   return Math.min(300, Math.max(1, Math.ceil(s)));
 }
 
-// Resolves to { status, json, retryAfter }; status 0 means the network failed.
-async function call(method, path, body, headers) {
+// Resolves to { status, json, retryAfter }; status 0 means the network failed. A 429 or 503
+// also smooths later reservation taps (the gate), unless `gate` is false: a phone code's
+// per-phone limit says nothing about the load.
+async function call(method, path, body, headers, { gate = true } = {}) {
   let res;
   try {
     res = await fetch(path, {
@@ -95,7 +104,7 @@ async function call(method, path, body, headers) {
   const overloaded = res.status === 429 || res.status === 503;
   const header = res.headers.get('Retry-After');
   const retryAfter = overloaded || header ? retryAfterSeconds(header) : 0;
-  if (overloaded) noteOverload(retryAfter);
+  if (overloaded && gate) noteOverload(retryAfter);
   return { status: res.status, json, retryAfter };
 }
 
@@ -210,7 +219,10 @@ async function reserve(ev) {
   ev.preventDefault();
   const form = ev.target, out = document.getElementById('reserve-out'), button = form.querySelector('button');
   const f = form.elements;
-  const parsed = { name: parseName(f.name.value), id_number: parseIdNumber(f.id_number.value), phone: parsePhone(f.phone.value) };
+  const parsed = {
+    name: parseName(f.name.value), id_number: parseIdNumber(f.id_number.value), phone: parsePhone(f.phone.value),
+    phone_code: parsePhoneCode(f.phone_code.value),
+  };
   for (const [field, [, err]] of Object.entries(parsed)) if (err) { markField(form, field); return show(out, 'err', err); }
   if (!f.pharmacy_id.value) { markField(form, 'pharmacy_id'); return show(out, 'err', bi('请选择药店', 'Choose a pharmacy')); }
   if (!f.product_id.value) { markField(form, 'product_id'); return show(out, 'err', bi('请选择口罩类型', 'Choose a mask type')); }
@@ -223,6 +235,7 @@ async function reserve(ev) {
     id_number: parsed.id_number[0], name: parsed.name[0], phone: parsed.phone[0],
     pharmacy_id: f.pharmacy_id.value, product_id: f.product_id.value, flexible: f.flexible.checked,
   };
+  if (parsed.phone_code[0]) body.phone_code = parsed.phone_code[0];
   const text = JSON.stringify(body);
   if (!pending || pending.body !== text) pending = { body: text, key: uuid() };
 
@@ -247,6 +260,40 @@ async function reserve(ev) {
   // accepted anyway, so the key is kept for the retry.
   if (r.status >= 400 && r.status < 500) pending = null;
   failure(out, form, r);
+}
+
+// ---------------------------------------------------------------- phone code
+
+// The "get code" button waits until the server allows another code to this phone.
+function resendCountdown(button, seconds) {
+  button.disabled = true;
+  const tick = () => {
+    if (seconds <= 0) { button.disabled = false; return button.replaceChildren(...bi('获取验证码', 'Get code')); }
+    button.replaceChildren(...bi(`重新获取 ${seconds}s`, `Resend in ${seconds} s`));
+    seconds -= 1;
+    setTimeout(tick, 1000);
+  };
+  tick();
+}
+
+async function getCode(form) {
+  const out = document.getElementById('reserve-out'), button = document.getElementById('get-code');
+  const [phone, err] = parsePhone(form.elements.phone.value);
+  if (err) { markField(form, 'phone'); return show(out, 'err', err); }
+  markField(form, null);
+  button.disabled = true;
+  show(out, 'busy', bi('正在发送验证码…', 'Sending the code…'));
+  const r = await call('POST', CODES, { phone }, {}, { gate: false });
+  if (r.status === 202 && r.json) {
+    const minutes = Math.max(1, Math.round((r.json.expires_in_secs || 300) / 60));
+    const masked = `${phone.slice(0, 3)}****${phone.slice(7)}`;
+    show(out, 'ok', bi(`验证码已发送至 ${masked}，${minutes} 分钟内有效`, `Code sent to ${masked}; valid for ${minutes} min`));
+    form.elements.phone_code.focus();
+    return resendCountdown(button, r.json.resend_in_secs || 60);
+  }
+  failure(out, form, r);
+  if (r.retryAfter) return resendCountdown(button, r.retryAfter);
+  button.disabled = false;
 }
 
 // ---------------------------------------------------------------- status and lookup
@@ -354,6 +401,7 @@ async function boot() {
     document.getElementById('pharmacy-address').textContent = p ? `${p.address} · ${p.name_en}` : '';
   });
   form.addEventListener('submit', reserve);
+  document.getElementById('get-code').addEventListener('click', () => getCode(form));
   document.getElementById('status-form').addEventListener('submit', status);
   document.getElementById('lookup-form').addEventListener('submit', lookup);
   document.getElementById('proof-form').addEventListener('submit', proof);

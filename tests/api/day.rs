@@ -367,7 +367,7 @@ async fn published_results_show_outcomes_proofs_and_allow_one_pickup_at_the_righ
 
     // Pickup: the right pharmacy once; another pharmacy, a second time, an unknown code, no token.
     let url = format!("{}/api/v1/pickups", app.address);
-    let secret = app.settings.hmac_secret.expose().as_bytes().to_vec();
+    let secret = app.settings.token_secret.expose().as_bytes().to_vec();
     let post = |token: Option<String>, code: &str| {
         let mut req = app.client.post(&url).json(&json!({ "pickup_code": code }));
         if let Some(t) = token {
@@ -375,8 +375,12 @@ async fn published_results_show_outcomes_proofs_and_allow_one_pickup_at_the_righ
         }
         req.send()
     };
-    let right = maskdraw::api::pickups::token(&secret, &ph[0]);
-    let other = maskdraw::api::pickups::token(&secret, &ph[1]);
+    let right = maskdraw::api::pickups::issue_token(&app.db, &secret, &ph[0])
+        .await
+        .unwrap();
+    let other = maskdraw::api::pickups::issue_token(&app.db, &secret, &ph[1])
+        .await
+        .unwrap();
     assert_eq!(post(None, &code).await.unwrap().status(), 401);
     assert_eq!(post(Some(other), &code).await.unwrap().status(), 403);
     let ok = post(Some(right.clone()), &code).await.unwrap();
@@ -535,8 +539,10 @@ async fn stock_import_reports_bad_lines_and_is_closed_once_sealed() {
 #[tokio::test]
 async fn the_demo_runs_a_whole_day_that_the_notary_verifies() {
     let root = std::env::temp_dir().join(format!("md-demo-{}", uuid::Uuid::new_v4().simple()));
+    // The demo runs in development mode, as scripts/run.sh runs it on a fresh machine.
     let settings = maskdraw::config::Settings {
         static_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static"),
+        environment: maskdraw::config::Environment::Development,
         ..maskdraw::config::Settings::default()
     };
     let opts = day::demo::DemoOptions {
@@ -710,6 +716,7 @@ async fn the_demo_of_yesterday_fills_the_day_publishes_it_and_leaves_a_server_wh
     let env_file = root.join("demo.env");
     let base = maskdraw::config::Settings {
         static_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static"),
+        environment: maskdraw::config::Environment::Development,
         ..maskdraw::config::Settings::default()
     };
     let opts = day::demo::DemoOptions {
@@ -752,6 +759,7 @@ async fn the_demo_of_yesterday_fills_the_day_publishes_it_and_leaves_a_server_wh
         }
     }
     settings.bind = "127.0.0.1:0".into();
+    settings.admin_bind = "127.0.0.1:0".into();
     let app = maskdraw::startup::Application::build(settings.clone(), false)
         .await
         .unwrap();

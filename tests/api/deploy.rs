@@ -214,9 +214,9 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exported_by_serve_or
     let shedding = spawn_app_with(Options::default(), |s| s.max_in_flight = 0).await;
     assert_eq!(shedding.reserve(&reservation()).await.status(), 503);
 
-    let mut names = exported(&app.get("/metrics").await.text().await.unwrap());
+    let mut names = exported(&app.admin_get("/metrics").await.text().await.unwrap());
     names.extend(exported(
-        &shedding.get("/metrics").await.text().await.unwrap(),
+        &shedding.admin_get("/metrics").await.text().await.unwrap(),
     ));
     let persist_text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
@@ -349,7 +349,7 @@ async fn nginx_with_the_deploy_configuration_balances_two_serves_and_keeps_metri
     }
     // Round robin: both serves took reservations.
     for app in [&one, &two] {
-        let text = app.get("/metrics").await.text().await.unwrap();
+        let text = app.admin_get("/metrics").await.text().await.unwrap();
         let n: f64 = text
             .lines()
             .find_map(|l| l.strip_prefix("maskdraw_reservations_accepted_total "))
@@ -380,6 +380,7 @@ async fn nginx_with_the_deploy_configuration_balances_two_serves_and_keeps_metri
             .status(),
         200
     );
+    // No operator endpoint on the public side: no metrics, readiness without its details.
     assert_eq!(
         client
             .get(format!("{front}/metrics"))
@@ -389,6 +390,15 @@ async fn nginx_with_the_deploy_configuration_balances_two_serves_and_keeps_metri
             .status(),
         404
     );
+    let ready: Value = client
+        .get(format!("{front}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready, serde_json::json!({"status": "ready"}));
     // Over 4 KiB: the API's own JSON 413; far over: nginx's.
     let mut big = reservation();
     big["name"] = Value::String("x".repeat(5_000));
@@ -545,6 +555,7 @@ async fn the_seal_timer_script_refuses_without_commitments_and_seals_tomorrow_on
             .args(args)
             .env("MASKDRAW_DATABASE_URL", &app.settings.database_url)
             .env("MASKDRAW_STATIC_DIR", &app.settings.static_dir)
+            .env("MASKDRAW_ENVIRONMENT", "development")
             .env("RUST_LOG", "warn");
         cmd
     };
@@ -569,7 +580,11 @@ async fn the_seal_timer_script_refuses_without_commitments_and_seals_tomorrow_on
             .env("MASKDRAW_BIN", bin)
             .env("MASKDRAW_DATABASE_URL", &app.settings.database_url)
             .env("MASKDRAW_STATIC_DIR", &app.settings.static_dir)
-            .env("MASKDRAW_METRICS_URLS", format!("{}/metrics", app.address))
+            .env("MASKDRAW_ENVIRONMENT", "development")
+            .env(
+                "MASKDRAW_METRICS_URLS",
+                format!("{}/metrics", app.admin_address),
+            )
             .env("MASKDRAW_SEAL_DRAIN_SECS", "60")
             .env("RUST_LOG", "warn");
         cmd

@@ -62,7 +62,7 @@ async fn with_the_broker_unreachable_reservations_go_through_the_fallback_and_ar
     // While the broker is away every 202 comes from the Redis fallback stream.
     let during = submit_many(&app, 20).await;
     let redis = RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap();
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.admin_get("/metrics").await.text().await.unwrap();
     let fallback_line = metrics
         .lines()
         .find(|l| l.starts_with("maskdraw_reservations_fallback_total"))
@@ -74,7 +74,7 @@ async fn with_the_broker_unreachable_reservations_go_through_the_fallback_and_ar
         redis.fallback_len().await.unwrap() >= 1,
         "nothing waits in the fallback stream"
     );
-    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    let ready: Value = app.admin_get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["degraded"], true);
 
     app.proxy.restore();
@@ -356,7 +356,9 @@ async fn a_persister_process_killed_mid_batch_loses_nothing_and_stores_each_tick
         .env("MASKDRAW_AMQP_URL", direct_amqp())
         .env("MASKDRAW_KEY_PREFIX", &s.key_prefix)
         .env("MASKDRAW_QUEUE_PREFIX", &s.queue_prefix)
+        .env("MASKDRAW_ENVIRONMENT", "development")
         .env("MASKDRAW_HMAC_SECRET", s.hmac_secret.expose())
+        .env("MASKDRAW_TOKEN_SECRET", s.token_secret.expose())
         .env("MASKDRAW_STATIC_DIR", &s.static_dir)
         .env("MASKDRAW_PERSIST_PREFETCH", "1")
         .env("MASKDRAW_PERSIST_BATCH", "1")

@@ -130,7 +130,7 @@ async fn ticket_ids(app: &TestApp) -> HashSet<String> {
 }
 
 async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.admin_get("/metrics").await.text().await.unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .unwrap_or_else(|| panic!("{name} not exported"))
@@ -162,7 +162,7 @@ async fn reserve_until_accepted(app: &TestApp, body: &Value) -> String {
 async fn readyz_until(app: &TestApp, pred: impl Fn(&Value) -> bool) -> (u16, Value) {
     let start = Instant::now();
     loop {
-        let resp = app.get("/readyz").await;
+        let resp = app.admin_get("/readyz").await;
         let status = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap();
         if pred(&body) {

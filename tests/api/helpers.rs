@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use maskdraw::config::{Secret, Settings};
+use maskdraw::config::{Environment, Secret, Settings};
 use maskdraw::domain::IdNumber;
 use maskdraw::startup::{Application, Running};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
@@ -17,6 +17,8 @@ pub const AMQP: &str = "127.0.0.1:5672";
 
 pub struct TestApp {
     pub address: String,
+    /// The operator listener (`admin_bind`): `/metrics` and the readiness details.
+    pub admin_address: String,
     pub settings: Settings,
     pub db: DatabaseConnection,
     pub client: reqwest::Client,
@@ -65,7 +67,12 @@ pub async fn isolated_settings(proxy_port: u16) -> (Settings, String) {
         database_url: format!("postgres://postgres@127.0.0.1:5432/{db_name}"),
         amqp_url: format!("amqp://guest:guest@127.0.0.1:{proxy_port}/%2f"),
         bind: "127.0.0.1:0".into(),
+        admin_bind: "127.0.0.1:0".into(),
+        // The tests run in development mode (phone codes not required); the production rules
+        // have tests of their own that say so.
+        environment: Environment::Development,
         hmac_secret: Secret::new(format!("test-secret-{id}")),
+        token_secret: Secret::new(format!("test-token-secret-{id}")),
         key_prefix: format!("t{}", &id[..12]),
         queue_prefix: format!("t{}.", &id[..12]),
         static_dir: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static"),
@@ -93,12 +100,14 @@ pub async fn spawn_app_with(opts: Options, tweak: impl FnOnce(&mut Settings)) ->
         .await
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let admin_address = format!("http://127.0.0.1:{}", app.admin_port());
     let running = app.spawn();
     let db = Database::connect(&settings.database_url)
         .await
         .expect("the test database");
     TestApp {
         address,
+        admin_address,
         settings,
         db,
         client: reqwest::Client::new(),
@@ -131,6 +140,15 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A GET on the operator listener (`/metrics`, `/readyz` with its details).
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.admin_address))
             .send()
             .await
             .expect("request")
@@ -184,7 +202,7 @@ impl TestApp {
     pub async fn wait_for_cache(&self, complete: bool) {
         let start = Instant::now();
         loop {
-            let ready: Value = self.get("/readyz").await.json().await.expect("json");
+            let ready: Value = self.admin_get("/readyz").await.json().await.expect("json");
             if ready["redis_cache_complete"] == complete {
                 return;
             }

@@ -3,15 +3,19 @@
 
 mod browser;
 mod cluster_infra;
+mod conformance;
 mod day;
 mod deploy;
 mod durability;
 mod fallback_durability;
+mod hardening;
 mod helpers;
 mod locks;
 mod officials;
 mod pages;
+mod phone_codes;
 mod poison;
 mod publication;
 mod reservations;
 mod timeouts;
+mod secrets;

@@ -6,7 +6,7 @@ use crate::helpers::spawn_app;
 async fn health_readiness_metrics_and_openapi_answer() {
     let app = spawn_app().await;
     assert_eq!(app.get("/healthz").await.status(), 200);
-    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    let ready: Value = app.admin_get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["postgres"], true);
     assert_eq!(ready["redis"], true);
     assert_eq!(ready["rabbitmq"], true);
@@ -14,7 +14,7 @@ async fn health_readiness_metrics_and_openapi_answer() {
         app.reserve(&crate::helpers::reservation()).await.status(),
         202
     );
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.admin_get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("maskdraw_reservations_accepted_total 1"),
         "{metrics}"

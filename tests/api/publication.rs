@@ -30,7 +30,7 @@ async fn drawn_yesterday(
 }
 
 async fn database_reads(app: &TestApp) -> u64 {
-    let m = app.get("/metrics").await.text().await.unwrap();
+    let m = app.admin_get("/metrics").await.text().await.unwrap();
     m.lines()
         .find_map(|l| l.strip_prefix("maskdraw_status_database_reads_total "))
         .map(|v| v.trim().parse().unwrap())

@@ -20,6 +20,13 @@ test('a person reserves through the page and sees the ticket id and its status, 
   await form.getByLabel('姓名').fill('陈小明');
   await form.getByLabel('身份证号').fill(ID_NUMBER);
   await form.getByLabel('手机号').fill('13800138000');
+  // The phone code: a field and a button that asks for one. In development (these tests) the
+  // server does not require it, so the form goes without.
+  assert.ok(await form.getByLabel('短信验证码').isVisible(), 'the phone code field is shown');
+  assert.ok(await form.getByRole('button', { name: /获取验证码/ }).isVisible(), 'the get-code button is shown');
+  await form.getByRole('button', { name: /获取验证码/ }).click();
+  await page.locator('#reserve-out .ok', { hasText: '验证码已发送' }).waitFor();
+  assert.match(await text(page.locator('#reserve-out')), /138\*\*\*\*8000/);
   const districts = form.locator('select[name=district] option:not([value=""])');
   await form.locator('select[name=district]').selectOption(await districts.first().getAttribute('value'));
   const pharmacies = form.locator('select[name=pharmacy_id] option:not([value=""])');

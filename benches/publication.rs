@@ -337,8 +337,8 @@ async fn run(
     let pid = server.0.id();
     let base = format!("http://127.0.0.1:{port}");
     // Readiness details and metrics are on the operator listener.
-    let admin = format!("http://127.0.0.1:{admin_port}");
-    let (readyz, metrics) = (format!("{admin}/readyz"), format!("{admin}/metrics"));
+    let admin_base = format!("http://127.0.0.1:{admin_port}");
+    let (readyz, metrics) = (format!("{admin_base}/readyz"), format!("{admin_base}/metrics"));
     let client = reqwest::Client::new();
     let start = Instant::now();
     while client.get(&readyz).send().await.is_err() {

@@ -62,6 +62,16 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Compute the fairness audit of a drawn directory from entrants.csv, stock.csv and
+    /// result.csv alone, write it to DIR/audit.txt (or --out) and print it; exit 1 when a
+    /// deviation is beyond the bound.
+    Audit {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// Where to write audit.txt (default: DIR/audit.txt; `-` prints only).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Write a synthetic sealed and drawn directory, signed by a throwaway key
     /// derived from the seed (authority.pub is written beside the files).
     Sample {
@@ -134,6 +144,7 @@ fn main() -> ExitCode {
         Command::Tiles { dir, out } => {
             tiles(&dir, out.as_deref().unwrap_or(&dir)).map(|()| ExitCode::SUCCESS)
         }
+        Command::Audit { dir, out } => audit(&dir, out.as_deref()),
         Command::Sample {
             outdir,
             entrants,
@@ -216,6 +227,22 @@ fn proof(dir: &Path, ticket_id: &str) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn audit(dir: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let audit = lottery::audit::audit_dir(dir)?;
+    let default = dir.join(lottery::audit::AUDIT_FILE);
+    let path = out.unwrap_or(&default);
+    if path != Path::new("-") {
+        std::fs::write(path, &audit.text)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    print!("{}", String::from_utf8_lossy(&audit.text));
+    Ok(if audit.is_flagged() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn tiles(dir: &Path, out: &Path) -> anyhow::Result<()> {

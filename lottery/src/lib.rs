@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod chain;
 pub mod dir;
 pub mod draw;
 pub mod limits;

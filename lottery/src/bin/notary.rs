@@ -37,6 +37,16 @@ enum Command {
         #[arg(long)]
         previous: Option<PathBuf>,
     },
+    /// Verify every YYYY-MM-DD directory of a snapshots directory and the seal chain between
+    /// them: one summary line per day (gaps, forks and breaks named), then a total; exit 0 only
+    /// if every day verified and linked.
+    VerifyChain {
+        /// The snapshots directory (holding one directory per draw date).
+        dir: PathBuf,
+        /// The authority's pinned public key file (64 hex + LF).
+        #[arg(long)]
+        key: PathBuf,
+    },
     /// Recompute result.csv, pools.csv and spill.csv into OUTDIR from seal.txt,
     /// stock.csv, entrants.csv and draw.txt's reveal:/material: lines.
     Replay {
@@ -139,6 +149,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Verify { dir, key, previous } => verify(&dir, &key, previous.as_deref()),
+        Command::VerifyChain { dir, key } => verify_chain(&dir, &key),
         Command::Replay { dir, out } => replay(&dir, &out).map(|()| ExitCode::SUCCESS),
         Command::Proof { dir, ticket_id } => proof(&dir, &ticket_id),
         Command::Tiles { dir, out } => {
@@ -161,11 +172,25 @@ fn main() -> ExitCode {
     }
 }
 
+fn read_public_key(path: &Path) -> anyhow::Result<lottery::sign::PublicKey> {
+    let bytes = lottery::limits::read_at_most(path, lottery::limits::KEY_OR_SIGNATURE_MAX)
+        .with_context(|| format!("cannot read key file {}", path.display()))?;
+    parse_public_key_file(&bytes).with_context(|| format!("key file {}", path.display()))
+}
+
+fn verify_chain(dir: &Path, key: &Path) -> anyhow::Result<ExitCode> {
+    let key = read_public_key(key)?;
+    let report = lottery::chain::verify_chain(dir, &key, &Bar::new())?;
+    print!("{report}");
+    Ok(if report.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn verify(dir: &Path, key: &Path, previous: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let key_bytes = lottery::limits::read_at_most(key, lottery::limits::KEY_OR_SIGNATURE_MAX)
-        .with_context(|| format!("cannot read key file {}", key.display()))?;
-    let key =
-        parse_public_key_file(&key_bytes).with_context(|| format!("key file {}", key.display()))?;
+    let key = read_public_key(key)?;
     if !dir.is_dir() {
         anyhow::bail!("{} is not a directory", dir.display());
     }

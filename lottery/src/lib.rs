@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod chain;
+pub mod cosign;
 pub mod dir;
 pub mod draw;
 pub mod limits;

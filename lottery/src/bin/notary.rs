@@ -36,6 +36,34 @@ enum Command {
         /// The previous day's directory, to check the seal chain link.
         #[arg(long)]
         previous: Option<PathBuf>,
+        /// A witness whose cosignature seal.cosig.PARTY must hold: PARTY=PUBFILE (repeatable).
+        #[arg(long = "witness", value_name = "PARTY=PUBFILE")]
+        witnesses: Vec<String>,
+    },
+    /// As a witness, countersign a sealed, not yet drawn directory: verify it under the
+    /// authority's key, refuse a date the state file holds with another seal, record the
+    /// (date, seal id) in the state, write DIR/seal.cosig.PARTY.
+    Cosign {
+        /// The sealed directory.
+        dir: PathBuf,
+        /// The witness's secret key file (64 hex + LF; `notary keygen` makes one).
+        #[arg(long)]
+        key: PathBuf,
+        /// The witness's party name, [a-z0-9-]{1,32}.
+        #[arg(long)]
+        party: String,
+        /// The witness's own state file of cosigned (date, seal id) lines (created if missing).
+        #[arg(long)]
+        state: PathBuf,
+        /// The authority's pinned public key file.
+        #[arg(long)]
+        authority: PathBuf,
+    },
+    /// Make a new Ed25519 key pair for a witness: SECRETFILE (mode 0600, must not exist, name
+    /// ending in .key) and its public key beside it (.pub).
+    Keygen {
+        /// Where to write the secret key, e.g. notary.key.
+        secret: PathBuf,
     },
     /// Verify every YYYY-MM-DD directory of a snapshots directory and the seal chain between
     /// them: one summary line per day (gaps, forks and breaks named), then a total; exit 0 only
@@ -148,7 +176,20 @@ impl lottery::Progress for Bar {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Verify { dir, key, previous } => verify(&dir, &key, previous.as_deref()),
+        Command::Verify {
+            dir,
+            key,
+            previous,
+            witnesses,
+        } => verify(&dir, &key, previous.as_deref(), &witnesses),
+        Command::Cosign {
+            dir,
+            key,
+            party,
+            state,
+            authority,
+        } => cosign(&dir, &key, &party, &state, &authority),
+        Command::Keygen { secret } => keygen(&secret).map(|()| ExitCode::SUCCESS),
         Command::VerifyChain { dir, key } => verify_chain(&dir, &key),
         Command::Replay { dir, out } => replay(&dir, &out).map(|()| ExitCode::SUCCESS),
         Command::Proof { dir, ticket_id } => proof(&dir, &ticket_id),
@@ -189,18 +230,119 @@ fn verify_chain(dir: &Path, key: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn verify(dir: &Path, key: &Path, previous: Option<&Path>) -> anyhow::Result<ExitCode> {
+fn verify(
+    dir: &Path,
+    key: &Path,
+    previous: Option<&Path>,
+    witness_args: &[String],
+) -> anyhow::Result<ExitCode> {
     let key = read_public_key(key)?;
+    let mut witnesses = Vec::new();
+    for w in witness_args {
+        let (party, file) = w
+            .split_once('=')
+            .with_context(|| format!("--witness {w:?}: expected PARTY=PUBFILE"))?;
+        if !lottery::text::check_party(party) {
+            anyhow::bail!("--witness {w:?}: the party must match [a-z0-9-]{{1,32}}");
+        }
+        witnesses.push((party.to_string(), read_public_key(Path::new(file))?));
+    }
     if !dir.is_dir() {
         anyhow::bail!("{} is not a directory", dir.display());
     }
-    let report = verify_dir_with_progress(dir, &key, previous, &Bar::new());
+    let mut report = verify_dir_with_progress(dir, &key, previous, &Bar::new());
+    report
+        .checks
+        .extend(lottery::cosign::witness_checks(dir, &witnesses));
     print!("{report}");
     Ok(if report.all_passed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+fn cosign(
+    dir: &Path,
+    key: &Path,
+    party: &str,
+    state: &Path,
+    authority: &Path,
+) -> anyhow::Result<ExitCode> {
+    let authority = read_public_key(authority)?;
+    let bytes = lottery::limits::read_at_most(key, lottery::limits::KEY_OR_SIGNATURE_MAX)
+        .with_context(|| format!("cannot read key file {}", key.display()))?;
+    let secret = lottery::sign::parse_secret_key_file(&bytes)
+        .with_context(|| format!("key file {}", key.display()))?;
+    match lottery::cosign::cosign_dir(dir, &authority, &secret, party, state) {
+        Ok(done) => {
+            println!(
+                "{} {} seal {} for {}: wrote {}",
+                party,
+                if done.repeated {
+                    "had cosigned"
+                } else {
+                    "cosigned"
+                },
+                hex::encode(done.seal_id),
+                done.draw_date,
+                done.path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        // The one refusal that is evidence against the authority gets its own exit status.
+        Err(e @ lottery::cosign::CosignError::Equivocation { .. }) => {
+            eprintln!("notary: {e}");
+            Ok(ExitCode::from(3))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn keygen(secret: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let name = secret
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let Some(stem) = name.strip_suffix(".key").filter(|s| !s.is_empty()) else {
+        anyhow::bail!(
+            "{}: the secret key file's name must end in .key",
+            secret.display()
+        );
+    };
+    let public = secret.with_file_name(format!("{stem}.pub"));
+    if public.exists() {
+        anyhow::bail!(
+            "{} exists already; refusing to overwrite a key",
+            public.display()
+        );
+    }
+    let key = lottery::sign::SecretKey::generate(&mut rand_core::OsRng);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(secret).with_context(|| {
+        format!(
+            "cannot create {} (refusing to overwrite a key)",
+            secret.display()
+        )
+    })?;
+    f.write_all(lottery::sign::secret_key_file(&key).as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", secret.display()))?;
+    std::fs::write(
+        &public,
+        lottery::sign::public_key_file(&key.verifying_key()),
+    )
+    .with_context(|| format!("cannot write {}", public.display()))?;
+    println!(
+        "wrote {} (secret, 0600) and {}",
+        secret.display(),
+        public.display()
+    );
+    Ok(())
 }
 
 fn replay(dir: &Path, out: &Path) -> anyhow::Result<()> {

@@ -20,6 +20,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use crate::draw::{DrawOutcome, Roll};
 use crate::limits::{entrants_max, read_at_most, RESULT_LINE_MAX, TABLE_MAX};
 use crate::scan::{scan_entrants_file_with, ScanDigest};
@@ -313,30 +315,20 @@ struct Bin {
     last: usize,
 }
 
-/// Counts of a stratum's members per category, ascending by category.
-fn stratum_counts(
-    members: &[u32],
-    cat: &impl Fn(u32) -> usize,
-    scratch: &mut [u64],
-    touched: &mut Vec<usize>,
-) -> Vec<(usize, u64)> {
-    touched.clear();
+/// Counts of a stratum's members per category, ascending by category; `cat` must not
+/// decrease along the members (hours do not, entrants being in ticket order) or have at most
+/// two values (flexible).
+fn stratum_counts(members: &[u32], cat: &(impl Fn(u32) -> usize + Sync)) -> Vec<(usize, u64)> {
+    let mut out: Vec<(usize, u64)> = Vec::new();
     for &i in members {
         let c = cat(i);
-        if scratch[c] == 0 {
-            touched.push(c);
+        match out.iter_mut().rev().find(|(x, _)| *x == c) {
+            Some(slot) => slot.1 += 1,
+            None => out.push((c, 1)),
         }
-        scratch[c] += 1;
     }
-    touched.sort_unstable();
-    touched
-        .iter()
-        .map(|&c| {
-            let n = scratch[c];
-            scratch[c] = 0;
-            (c, n)
-        })
-        .collect()
+    out.sort_unstable();
+    out
 }
 
 /// `a·b / c` for integers, each product exact, converted once (SPEC.md §13: `ratio`).
@@ -357,19 +349,27 @@ fn stratified_tests(
     trend_name: Option<&'static str>,
     strata: &[Stratum],
     cats: &mut Categories,
-    cat: impl Fn(u32) -> usize,
+    cat: impl Fn(u32) -> usize + Sync,
 ) -> Tested {
     let m = cats.entrants.len();
-    let mut scratch = vec![0u64; m];
-    let mut touched = Vec::new();
+    // Each stratum's counts, on every core; every sum below stays in stratum order.
+    let all_counts: Vec<Vec<(usize, u64)>> = strata
+        .par_iter()
+        .map(|s| {
+            if s.winners == 0 {
+                Vec::new()
+            } else {
+                stratum_counts(&s.members, &cat)
+            }
+        })
+        .collect();
     // Pass one: expected winners per category, and the informative sums the merging uses.
-    for s in strata {
+    for (s, counts) in strata.iter().zip(&all_counts) {
         let (n, w) = (s.n(), s.winners);
         if w == 0 || n == 0 {
             continue;
         }
-        let counts = stratum_counts(&s.members, &cat, &mut scratch, &mut touched);
-        for (c, k) in counts {
+        for &(c, k) in counts {
             if w == n {
                 cats.expected[c] += k as f64;
             } else {
@@ -430,12 +430,14 @@ fn stratified_tests(
     let mut v = vec![0.0f64; k * k];
     let mut trend_var = 0.0f64;
     let mut bin_scratch = vec![0u64; nb];
-    for s in strata.iter().filter(|s| s.informative()) {
+    for (s, counts) in strata.iter().zip(&all_counts) {
+        if !s.informative() {
+            continue;
+        }
         let (n, w) = (s.n(), s.winners);
         let a = (u128::from(w) * u128::from(n - w)) as f64 / (n - 1) as f64;
-        let counts = stratum_counts(&s.members, &cat, &mut scratch, &mut touched);
         let mut by_bin: Vec<(usize, u64)> = Vec::new();
-        for (c, cnt) in counts {
+        for &(c, cnt) in counts {
             let b = bin_of[c];
             if bin_scratch[b] == 0 {
                 by_bin.push((b, 0));
@@ -590,24 +592,10 @@ pub fn chi2_upper(x: f64, df: u32) -> f64 {
     sum.min(1.0)
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 /// `YYYY-MM-DDTHHZ` for an hour since the Unix epoch.
 fn hour_label(hour: u64) -> String {
     let days = (hour / 24) as i64;
-    let (y, m, d) = civil(days);
+    let (y, m, d) = crate::text::civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}T{:02}Z", hour % 24)
 }
 

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::limits::{read_at_most, TEXT_MAX};
 use crate::merkle::Hash;
-use crate::text::{check_date, SealText};
+use crate::text::{check_date, date_from_days, days_from_date, SealText};
 use crate::verify::{verify_dir_with_progress, Report, DRAW_FILES};
 use crate::Progress;
 
@@ -201,32 +201,6 @@ fn looks_like_date(name: &str) -> bool {
         })
 }
 
-/// Days since 1970-01-01 of a valid `YYYY-MM-DD` (H. Hinnant's algorithm).
-fn days_from_civil(date: &str) -> i64 {
-    let y: i64 = date[0..4].parse().unwrap_or(0);
-    let m: i64 = date[5..7].parse().unwrap_or(1);
-    let d: i64 = date[8..10].parse().unwrap_or(1);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 /// Verifies every `YYYY-MM-DD` directory of `snapshots` and the links between them.
 ///
 /// # Errors
@@ -327,16 +301,19 @@ pub fn verify_chain(
             },
         };
         let missing_dates = if i > 0 {
-            let (a, b) = (days_from_civil(&names[i - 1]), days_from_civil(name));
+            let (a, b) = (
+                days_from_date(&names[i - 1]).unwrap_or(0),
+                days_from_date(name).unwrap_or(0),
+            );
             // A long pause between seals is listed as its bounds only.
             if b - a - 1 > 31 {
                 vec![format!(
                     "{}..{}",
-                    civil_from_days(a + 1),
-                    civil_from_days(b - 1)
+                    date_from_days(a + 1),
+                    date_from_days(b - 1)
                 )]
             } else {
-                (a + 1..b).map(civil_from_days).collect()
+                (a + 1..b).map(date_from_days).collect()
             }
         } else {
             Vec::new()
@@ -352,24 +329,4 @@ pub fn verify_chain(
         });
     }
     Ok(ChainReport { days, bad_names })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn calendar_days_round_trip_across_leap_years() {
-        for d in ["1970-01-01", "2000-02-29", "2026-11-24", "2100-03-01"] {
-            assert_eq!(civil_from_days(days_from_civil(d)), d);
-        }
-        assert_eq!(
-            days_from_civil("2026-03-01") - days_from_civil("2026-02-28"),
-            1
-        );
-        assert_eq!(
-            days_from_civil("2024-03-01") - days_from_civil("2024-02-28"),
-            2
-        );
-    }
 }

@@ -10,6 +10,7 @@ pub mod draw;
 pub mod limits;
 pub mod merkle;
 pub mod proof;
+pub mod receipt;
 pub mod rolls;
 pub mod sample;
 pub mod scan;

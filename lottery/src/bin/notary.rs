@@ -75,6 +75,22 @@ enum Command {
         #[arg(long)]
         key: PathBuf,
     },
+    /// Check an intake receipt: its signature under the intake key, then, for every sealed day
+    /// of SNAPSHOTS it was guaranteed to enter, that the ticket is in entrants.csv, or the
+    /// published rule that kept it out; exit 1 on an omission.
+    Receipt {
+        /// The receipt file (maskdraw-receipt-v1).
+        receipt: PathBuf,
+        /// The intake's public key file (intake.pub, published beside authority.pub).
+        #[arg(long)]
+        key: PathBuf,
+        /// The snapshots directory (one YYYY-MM-DD directory per draw date).
+        #[arg(long)]
+        snapshots: PathBuf,
+        /// The authority's pinned public key: tie every day used to its signatures.
+        #[arg(long)]
+        authority: Option<PathBuf>,
+    },
     /// Recompute result.csv, pools.csv and spill.csv into OUTDIR from seal.txt,
     /// stock.csv, entrants.csv and draw.txt's reveal:/material: lines.
     Replay {
@@ -191,6 +207,12 @@ fn main() -> ExitCode {
         } => cosign(&dir, &key, &party, &state, &authority),
         Command::Keygen { secret } => keygen(&secret).map(|()| ExitCode::SUCCESS),
         Command::VerifyChain { dir, key } => verify_chain(&dir, &key),
+        Command::Receipt {
+            receipt,
+            key,
+            snapshots,
+            authority,
+        } => check_receipt(&receipt, &key, &snapshots, authority.as_deref()),
         Command::Replay { dir, out } => replay(&dir, &out).map(|()| ExitCode::SUCCESS),
         Command::Proof { dir, ticket_id } => proof(&dir, &ticket_id),
         Command::Tiles { dir, out } => {
@@ -343,6 +365,30 @@ fn keygen(secret: &Path) -> anyhow::Result<()> {
         public.display()
     );
     Ok(())
+}
+
+fn check_receipt(
+    file: &Path,
+    key: &Path,
+    snapshots: &Path,
+    authority: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let intake = read_public_key(key)?;
+    let authority = authority.map(read_public_key).transpose()?;
+    let bytes = lottery::limits::read_at_most(file, lottery::limits::TEXT_MAX)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let signed = lottery::receipt::SignedReceipt::parse(&bytes)
+        .with_context(|| format!("{}", file.display()))?;
+    signed
+        .verify(&intake)
+        .with_context(|| format!("{}", file.display()))?;
+    let report = lottery::receipt::check_receipt(&signed, snapshots, authority.as_ref())?;
+    print!("{report}");
+    Ok(if report.all_kept() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn replay(dir: &Path, out: &Path) -> anyhow::Result<()> {

@@ -44,6 +44,9 @@ pub enum DirError {
     /// The draw refused its input.
     #[error(transparent)]
     Draw(#[from] DrawError),
+    /// The audit refused the draw's outcome (it cannot, for a draw this crate made).
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     /// A seal field is malformed.
     #[error("{0}")]
     Field(String),
@@ -225,7 +228,8 @@ pub fn write_seal_with_progress(
 }
 
 /// Runs the draw for a sealed directory's data and writes `result.csv`,
-/// `pools.csv`, `spill.csv`, `draw.txt` and `draw.sig` into `dir`.
+/// `pools.csv`, `spill.csv`, the fairness audit `audit.txt` (SPEC.md §13), `draw.txt` and
+/// `draw.sig` into `dir`.
 ///
 /// The reveals are checked against the seal's commitments first; the draw is
 /// refused when one does not match (DESIGN.md "Seed").
@@ -241,9 +245,15 @@ pub fn write_draw(
     material: String,
     key: &SigningKey,
 ) -> Result<(DrawText, DrawOutcome), DirError> {
-    write_draw_with(dir, seal, reveals, material, key, |seed| {
-        draw(entrants, stock, seed)
-    })
+    write_draw_with(
+        dir,
+        seal,
+        reveals,
+        material,
+        key,
+        |seed| draw(entrants, stock, seed),
+        |outcome| crate::audit::audit_outcome(entrants, stock, outcome),
+    )
 }
 
 /// [`write_draw`] over a streaming scan of `entrants.csv` (see [`crate::draw::draw_scanned`]).
@@ -259,9 +269,24 @@ pub fn write_draw_scanned(
     material: String,
     key: &SigningKey,
 ) -> Result<(DrawText, DrawOutcome), DirError> {
-    write_draw_with(dir, seal, reveals, material, key, |seed| {
-        crate::draw::draw_scanned(scan, stock, seed)
-    })
+    write_draw_with(
+        dir,
+        seal,
+        reveals,
+        material,
+        key,
+        |seed| crate::draw::draw_scanned(scan, stock, seed),
+        |outcome| {
+            let pools = crate::snapshot::PoolIndex::new(stock);
+            crate::audit::audit_scanned_outcome(
+                &scan.entries,
+                &scan.tickets,
+                stock,
+                &pools,
+                outcome,
+            )
+        },
+    )
 }
 
 fn write_draw_with(
@@ -271,6 +296,7 @@ fn write_draw_with(
     material: String,
     key: &SigningKey,
     run: impl FnOnce(&[u8; 32]) -> Result<DrawOutcome, DrawError>,
+    audit: impl FnOnce(&DrawOutcome) -> Result<crate::audit::Audit, crate::audit::AuditError>,
 ) -> Result<(DrawText, DrawOutcome), DirError> {
     check_reveals(&seal.commits, &reveals)?;
     if !check_material(&material) {
@@ -286,6 +312,7 @@ fn write_draw_with(
     };
     let seed = seed_text.seed();
     let outcome = run(&seed)?;
+    let audit = audit(&outcome)?;
 
     let drawn = DrawText {
         seal_id: seed_text.seal_id,
@@ -301,6 +328,9 @@ fn write_draw_with(
     write_file(&dir.join("result.csv"), &outcome.result_csv)?;
     write_file(&dir.join("pools.csv"), &outcome.pools_csv)?;
     write_file(&dir.join("spill.csv"), &outcome.spill_csv)?;
+    // Derived and unsigned, like entrants.tiles: the notary recomputes it byte for byte.
+    // Written before draw.txt, so a day with draw.txt has its whole audit.txt.
+    write_file(&dir.join(crate::audit::AUDIT_FILE), &audit.text)?;
     let draw_bytes = drawn.to_bytes();
     write_file(&dir.join("draw.txt"), &draw_bytes)?;
     write_file(&dir.join("draw.sig"), sign(key, &draw_bytes).as_bytes())?;

@@ -2,11 +2,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
+pub mod chain;
+pub mod cosign;
 pub mod dir;
 pub mod draw;
 pub mod limits;
 pub mod merkle;
 pub mod proof;
+pub mod receipt;
 pub mod rolls;
 pub mod sample;
 pub mod scan;

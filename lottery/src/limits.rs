@@ -35,7 +35,7 @@ pub fn file_max(name: &str) -> Option<u64> {
     match name {
         "seal.txt" | "draw.txt" => Some(TEXT_MAX),
         "seal.sig" | "draw.sig" | "authority.pub" => Some(KEY_OR_SIGNATURE_MAX),
-        "stock.csv" | "pools.csv" | "spill.csv" => Some(TABLE_MAX),
+        "stock.csv" | "pools.csv" | "spill.csv" | "audit.txt" => Some(TABLE_MAX),
         _ => None,
     }
 }

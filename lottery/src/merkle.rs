@@ -396,6 +396,34 @@ fn path_of(
     }
 }
 
+/// The root of the given leaf hashes and every leaf's audit path (leaf side first), in
+/// `O(n log n)`: each node is hashed once and handed to the paths below its sibling (a batch
+/// of receipts needs all of them at once).
+#[must_use]
+pub fn all_inclusion_proofs(leaves: &[Hash]) -> (Hash, Vec<Vec<Hash>>) {
+    fn build(leaves: &[Hash], lo: usize, hi: usize, paths: &mut [Vec<Hash>]) -> Hash {
+        if hi - lo == 1 {
+            return leaves[lo];
+        }
+        let k = split_point((hi - lo) as u64) as usize;
+        let left = build(leaves, lo, lo + k, paths);
+        let right = build(leaves, lo + k, hi, paths);
+        for p in &mut paths[lo..lo + k] {
+            p.push(right);
+        }
+        for p in &mut paths[lo + k..hi] {
+            p.push(left);
+        }
+        node_hash(&left, &right)
+    }
+    let mut paths = vec![Vec::new(); leaves.len()];
+    if leaves.is_empty() {
+        return (root_of_leaf_hashes(leaves), paths);
+    }
+    let root = build(leaves, 0, leaves.len(), &mut paths);
+    (root, paths)
+}
+
 /// Recomputes the root from a leaf hash and its audit path (RFC 9162
 /// §2.1.3.2, the RFC 6962 algorithm made explicit). Never panics.
 ///
@@ -552,5 +580,17 @@ mod tests {
         assert!(!s.push_subtree(1, [0; 32]));
         assert!(s.push_subtree(0, [0; 32]));
         assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn all_inclusion_proofs_are_the_single_proofs_for_every_size_up_to_40() {
+        for n in 1..=40u64 {
+            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+            let (root, paths) = all_inclusion_proofs(&leaves);
+            assert_eq!(root, root_of_leaf_hashes(&leaves));
+            for i in 0..n {
+                assert_eq!(paths[i as usize], inclusion_proof(&leaves, i).unwrap());
+            }
+        }
     }
 }

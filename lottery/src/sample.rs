@@ -115,15 +115,19 @@ fn ident(text: &str) -> Result<Ident, SampleError> {
     Ident::parse(text.as_bytes()).map_err(|e| SampleError::Options(format!("{text}: {e}")))
 }
 
-/// Generates a sealed and drawn directory in `outdir`, with `authority.pub`.
+/// The entrants and stock [`generate`] seals, without writing anything: the same values for
+/// the same options (tests draw them under many seeds).
 ///
 /// # Errors
-/// [`SampleError`] for options out of range or a failed write.
-pub fn generate(
-    outdir: &Path,
-    options: &SampleOptions,
-    progress: &dyn Progress,
-) -> Result<SampleSummary, SampleError> {
+/// [`SampleError::Options`] for options out of range.
+pub fn sample_data(options: &SampleOptions) -> Result<(Vec<Entrant>, Vec<StockLine>), SampleError> {
+    let (entrants, stock, _, _) = build(options, &crate::NoProgress)?;
+    Ok((entrants, stock))
+}
+
+type Built = (Vec<Entrant>, Vec<StockLine>, u32, ChaCha20Rng);
+
+fn build(options: &SampleOptions, progress: &dyn Progress) -> Result<Built, SampleError> {
     let n = options.entrants;
     let p = options.pharmacies;
     if n > 500_000_000 {
@@ -229,6 +233,20 @@ pub fn generate(
         .collect();
     progress.finish();
 
+    Ok((entrants, stock, districts, rng))
+}
+
+/// Generates a sealed and drawn directory in `outdir`, with `authority.pub`.
+///
+/// # Errors
+/// [`SampleError`] for options out of range or a failed write.
+pub fn generate(
+    outdir: &Path,
+    options: &SampleOptions,
+    progress: &dyn Progress,
+) -> Result<SampleSummary, SampleError> {
+    let (entrants, stock, districts, mut rng) = build(options, progress)?;
+    let (n, p) = (options.entrants, options.pharmacies);
     let key = sample_key(options.seed);
     let mut secrets = Vec::new();
     for party in ["notary", "officials"] {

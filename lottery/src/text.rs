@@ -478,6 +478,45 @@ pub fn check_date(v: &str) -> bool {
     }
 }
 
+/// Days since 1970-01-01 of a `YYYY-MM-DD` that passes [`check_date`] (proleptic Gregorian,
+/// H. Hinnant's `days_from_civil`); `None` for any other text.
+#[must_use]
+pub fn days_from_date(date: &str) -> Option<i64> {
+    if !check_date(date) {
+        return None;
+    }
+    let y = i64::from(digits(&date[0..4])?);
+    let m = i64::from(digits(&date[5..7])?);
+    let d = i64::from(digits(&date[8..10])?);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// (year, month, day) of a day since 1970-01-01 (H. Hinnant's `civil_from_days`).
+#[must_use]
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `YYYY-MM-DD` of a day since 1970-01-01.
+#[must_use]
+pub fn date_from_days(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// `YYYY-MM-DDTHH:MM:SSZ`, a real UTC time (no leap second).
 #[must_use]
 pub fn check_timestamp(v: &str) -> bool {
@@ -605,6 +644,24 @@ mod tests {
         assert!(check_timestamp("2026-11-23T14:00:00Z"));
         assert!(!check_timestamp("2026-11-23T24:00:00Z"));
         assert!(!check_timestamp("2026-11-23 14:00:00Z"));
+    }
+
+    #[test]
+    fn calendar_days_round_trip_across_leap_years() {
+        for d in [
+            "1970-01-01",
+            "2000-02-29",
+            "2026-11-24",
+            "2100-03-01",
+            "1969-12-31",
+        ] {
+            assert_eq!(date_from_days(days_from_date(d).unwrap()), d);
+        }
+        let days = |d: &str| days_from_date(d).unwrap();
+        assert_eq!(days("2026-03-01") - days("2026-02-28"), 1);
+        assert_eq!(days("2024-03-01") - days("2024-02-28"), 2);
+        assert_eq!(days("1970-01-02"), 1);
+        assert_eq!(days_from_date("2026-02-29"), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::io::Read;
 use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 
+use crate::audit::AUDIT_FILE;
 use crate::draw::{run, Core, DrawError};
 use crate::limits::{entrants_max, file_max, read_at_most, RESULT_LINE_MAX, TEXT_MAX};
 use crate::merkle::Hash;
@@ -417,6 +418,12 @@ pub fn verify_dir_scanned(
         .filter(|f| dir.join(f).exists())
         .collect();
     if present.is_empty() {
+        if dir.join(AUDIT_FILE).exists() {
+            r.add(
+                format!("{AUDIT_FILE} belongs to a drawn day"),
+                Err("the day has no draw files to audit".into()),
+            );
+        }
         return (r, clean(stock, scan));
     }
     let missing: Vec<&str> = DRAW_FILES
@@ -602,7 +609,49 @@ pub fn verify_dir_scanned(
             Err(cannot("draw.txt is invalid")),
         ),
     }
+
+    // The fairness audit: derived from entrants.csv, stock.csv and result.csv alone, unsigned
+    // like entrants.tiles, and optional (days drawn before it existed have none).
+    if dir.join(AUDIT_FILE).exists() {
+        r.add(
+            format!("{AUDIT_FILE} is reproduced from entrants.csv, stock.csv and result.csv byte for byte"),
+            check_audit(dir, stock.as_ref(), scan.as_ref(), &files[0]),
+        );
+    } else {
+        r.add(
+            format!("{AUDIT_FILE} is absent (optional derived data: nothing to check)"),
+            Ok(()),
+        );
+    }
     (r, clean(stock, scan))
+}
+
+/// Recomputes the audit from the files the report judged and compares it with `audit.txt`.
+fn check_audit(
+    dir: &Path,
+    stock: Result<&Vec<StockLine>, &String>,
+    scan: Result<&EntrantScan, &String>,
+    result_facts: &Result<FileFacts, String>,
+) -> Result<(), String> {
+    let stock = stock.map_err(|_| cannot("stock.csv is invalid"))?;
+    let scan = scan.map_err(|e| cannot(e))?;
+    if scan.error.is_some() || scan.duplicate_tag {
+        return Err(cannot("entrants.csv is invalid"));
+    }
+    result_facts.as_ref().map_err(|e| cannot(e))?;
+    let result = read_at_most(
+        &dir.join("result.csv"),
+        entrants_max(scan.lines, RESULT_LINE_MAX),
+    )
+    .map_err(|e| cannot(&format!("cannot read result.csv: {e}")))?;
+    let pools = PoolIndex::new(stock);
+    let want = match crate::audit::audit_files(&scan.entries, &scan.tickets, stock, &pools, &result)
+    {
+        Ok(a) => a.text,
+        Err(e) => return Err(format!("the audit cannot be computed: {e}")),
+    };
+    let got = read(dir, AUDIT_FILE)?;
+    compare_bytes(AUDIT_FILE, &want, &got)
 }
 
 /// Both files, when the stock parsed and the scan broke no rule.

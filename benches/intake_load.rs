@@ -256,7 +256,7 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
             "MASKDRAW_STATIC_DIR",
             format!("{}/static", env!("CARGO_MANIFEST_DIR")),
         ),
-        ("MASKDRAW_IP_RATE_PER_SEC", "10000000".into()),
+        ("MASKDRAW_IP_RATE_PER_SEC", "1000000".into()),
         ("MASKDRAW_MAX_BACKLOG", "100000000".into()),
     ]
     .into_iter()

@@ -319,8 +319,8 @@ async fn run(
         ("MASKDRAW_KEYS_DIR", abs(&settings.keys_dir)),
         // One generator address asks for everything: the per-client limits would be the
         // bottleneck, not the read path.
-        ("MASKDRAW_STATUS_RATE_PER_SEC", "100000000".into()),
-        ("MASKDRAW_PROOF_RATE_PER_SEC", "100000000".into()),
+        ("MASKDRAW_STATUS_RATE_PER_SEC", "1000000".into()),
+        ("MASKDRAW_PROOF_RATE_PER_SEC", "1000000".into()),
         // The flushed run must measure PostgreSQL, not a warm the server starts by itself.
         ("MASKDRAW_AUTO_WARM", "false".into()),
         ("MASKDRAW_ENVIRONMENT", "development".into()),

@@ -137,7 +137,15 @@ test('the device that reserved sees its win and its pickup code', async () => {
   assert.ok(HOLDER_TICKET && STATE_FILE, 'HOLDER_TICKET and STATE_FILE are set');
   const page = await phone(browser, STATE_FILE);
   await page.goto(`${BASE}/static/index.html#status`);
-  // The page remembers the last ticket made on this device.
+  // The page remembers the last ticket made on this device (it fills the field once it has
+  // booted, which takes a moment on a busy machine).
+  await page
+    .waitForFunction(
+      (t) => document.querySelector('#status-form [name=ticket_id]')?.value === t,
+      HOLDER_TICKET,
+      { timeout: 15000 },
+    )
+    .catch(() => {});
   assert.equal(await page.locator('#status-form [name=ticket_id]').inputValue(), HOLDER_TICKET);
   await page.locator('#status-form').getByRole('button', { name: /查询/ }).click();
   const ticket = page.locator('#status-out .ticket');

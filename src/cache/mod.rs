@@ -47,7 +47,7 @@ const MIN_REFRESH: Duration = Duration::from_millis(100);
 /// The recorded draws, held in the process.
 pub struct Publications {
     days: RwLock<Arc<BTreeMap<NaiveDate, DrawnDay>>>,
-    /// Single flight for refreshes, with the time of the last one.
+    /// Single flight for refreshes, with the time the last one started.
     refreshing: tokio::sync::Mutex<Option<Instant>>,
 }
 
@@ -96,9 +96,8 @@ impl Publications {
     /// When the database fails; what the process knew stays.
     pub async fn refresh(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
         let mut last = self.refreshing.lock().await;
-        self.load(db).await?;
         *last = Some(Instant::now());
-        Ok(())
+        self.load(db).await
     }
 
     async fn load(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
@@ -111,19 +110,31 @@ impl Publications {
         Ok(())
     }
 
-    /// Makes sure the draws of `dates` are known if they are recorded: when one is not, reads
-    /// PostgreSQL again, unless another task is doing so or did less than 100 ms ago (then
-    /// the caller goes on with what is known, which can only hide a result, never show one).
+    /// Makes sure every draw of `dates` recorded before this call is known: when one is not,
+    /// reads PostgreSQL again, unless a read that started after this call did (it saw all the
+    /// caller could). Reads come at most every 100 ms: a caller waits for its turn rather than
+    /// go without (a draw whose row is not committed yet stays unknown, and so hidden).
     pub async fn ensure(&self, db: &DatabaseConnection, dates: &[NaiveDate]) {
-        let known = self.snapshot();
-        if dates.iter().all(|d| known.contains_key(d)) {
+        let all_known = |me: &Self| {
+            let known = me.snapshot();
+            dates.iter().all(|d| known.contains_key(d))
+        };
+        if all_known(self) {
             return;
         }
-        let Ok(mut last) = self.refreshing.try_lock() else {
+        let asked = Instant::now();
+        let mut last = self.refreshing.lock().await;
+        if all_known(self) {
             return;
-        };
-        if last.is_some_and(|t| t.elapsed() < MIN_REFRESH) {
-            return;
+        }
+        if let Some(started) = *last {
+            if started >= asked {
+                return;
+            }
+            let wait = MIN_REFRESH.saturating_sub(started.elapsed());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
         }
         *last = Some(Instant::now());
         if let Err(e) = self.load(db).await {

@@ -17,5 +17,5 @@ mod phone_codes;
 mod poison;
 mod publication;
 mod reservations;
-mod timeouts;
 mod secrets;
+mod timeouts;

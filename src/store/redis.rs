@@ -880,7 +880,14 @@ impl RedisStore {
         body: &[u8],
         demand: FallbackDemand,
     ) -> Result<String, StoreError> {
-        let mut conn = self.pooled(self.timeout).await?;
+        // WAIT may take its own bound on top of the usual one for the round trip.
+        let bound = match demand {
+            FallbackDemand::Replicas { timeout_ms, .. } => {
+                self.timeout + std::time::Duration::from_millis(timeout_ms)
+            }
+            _ => self.timeout,
+        };
+        let mut conn = self.pooled(bound).await?;
         if demand == FallbackDemand::Aof {
             let info: String = redis::cmd("INFO")
                 .arg("persistence")

@@ -349,7 +349,7 @@ async fn in_replica_mode_the_fallback_answers_202_only_while_a_replica_confirms_
         s.redis_url = url;
         s.publish_timeout_ms = 300;
         s.fallback_durability = FallbackDurability::Replica;
-        s.fallback_wait_ms = 200;
+        s.fallback_wait_ms = 2_000;
     })
     .await;
     let (_, ready) = readyz_until(&app, |b| b["rabbitmq"] == true).await;

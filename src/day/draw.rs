@@ -478,6 +478,15 @@ fn recorded_files_intact(
     Ok(Some((scanned, drawn, outcome)))
 }
 
+/// Every file the draw writes into the sealed directory: the signed draw files and the audit
+/// derived from them (a sealed day holding an audit without its draw fails verification).
+fn drawn_files() -> impl Iterator<Item = &'static str> {
+    DRAW_FILES
+        .iter()
+        .copied()
+        .chain([lottery::audit::AUDIT_FILE])
+}
+
 /// Checks the sealed files exactly as the notary will, before anything depends on them. Draw
 /// files already there (an interrupted or damaged draw: they are rewritten from the one seed
 /// allowed) are set aside first, and put back if the seal fails its checks, so a refusal leaves
@@ -495,9 +504,7 @@ fn verify_sealed(
     if aside.exists() {
         std::fs::remove_dir_all(&aside).map_err(io(aside.display()))?;
     }
-    let present: Vec<&str> = DRAW_FILES
-        .iter()
-        .copied()
+    let present: Vec<&str> = drawn_files()
         .filter(|f| std::fs::symlink_metadata(dir.join(f)).is_ok())
         .collect();
     if !present.is_empty() {
@@ -568,7 +575,7 @@ fn write_draw_files(
         seed_text.material.clone(),
         key,
     )?;
-    for f in DRAW_FILES {
+    for f in drawn_files() {
         sync_path(&dir.join(f))?;
     }
     sync_path(dir)?;

@@ -863,8 +863,10 @@ async fn missing_or_damaged_draw_files_of_a_recorded_draw_are_rewritten_by_draw_
         .iter()
         .map(|f| std::fs::read(dir.join(f)).unwrap())
         .collect();
+    let audit = std::fs::read(dir.join("audit.txt")).unwrap();
     std::fs::remove_file(dir.join("result.csv")).unwrap();
     std::fs::remove_file(dir.join("draw.sig")).unwrap();
+    std::fs::write(dir.join("audit.txt"), b"damaged\n").unwrap();
     std::fs::write(dir.join("pools.csv"), b"damaged\n").unwrap();
     assert!(!d.verify(&dir, None).all_passed());
     let resumed = resume_draw(&d, date).await.unwrap();
@@ -875,6 +877,7 @@ async fn missing_or_damaged_draw_files_of_a_recorded_draw_are_rewritten_by_draw_
     for (f, bytes) in lottery::verify::DRAW_FILES.iter().zip(&before) {
         assert_eq!(&std::fs::read(dir.join(f)).unwrap(), bytes, "{f}");
     }
+    assert_eq!(std::fs::read(dir.join("audit.txt")).unwrap(), audit);
     assert_drawn_day_agrees(&d, date).await;
     // A damaged seal is not papered over: the draw files are left as they were.
     let entrants = std::fs::read_to_string(dir.join("entrants.csv")).unwrap();

@@ -163,7 +163,7 @@ async fn cleanup(env: &Env, admin: &DatabaseConnection) {
     println!("   dropped database {}", env.db_name);
     let mut deleted = 0u64;
     if let Ok(store) = RedisStore::connect(&env.settings.redis_url, &env.settings.key_prefix) {
-        if let Ok(mut conn) = store.pool().get().await {
+        if let Ok(mut conn) = store.connection().await {
             let pattern = format!("{}*", env.settings.key_prefix);
             let mut cursor: u64 = 0;
             loop {
@@ -173,17 +173,15 @@ async fn cleanup(env: &Env, admin: &DatabaseConnection) {
                     .arg(&pattern)
                     .arg("COUNT")
                     .arg(10_000)
-                    .query_async(&mut *conn)
+                    .query_async(&mut conn)
                     .await
                 else {
                     break;
                 };
                 if !keys.is_empty() {
                     deleted += keys.len() as u64;
-                    let _: Result<u64, _> = redis::cmd("UNLINK")
-                        .arg(&keys)
-                        .query_async(&mut *conn)
-                        .await;
+                    let _: Result<u64, _> =
+                        redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await;
                 }
                 cursor = next;
                 if cursor == 0 {

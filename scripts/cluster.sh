@@ -11,10 +11,8 @@
 #   scripts/cluster.sh clean    # down, then remove the state directory
 #   scripts/cluster.sh rabbitmqctl N ARGS...   # rabbitmqctl on node N (1-3) of this cluster
 #
-# serve and persist: the client code does not speak Redis Cluster or several brokers yet, so for
-# now they use the machine's ordinary Redis (MASKDRAW_CLUSTER_APP_REDIS, 127.0.0.1:6379) and the
-# FIRST RabbitMQ node of this cluster (its AMQP port). Switch start_serve/start_persist to the
-# cluster's addresses (REDIS_PORTS, RABBIT_PORTS) once maskdraw supports them.
+# serve and persist use this Redis Cluster (redis_cluster_urls: every node) and every node of
+# this RabbitMQ cluster (amqp_urls), and trust nginx's X-Forwarded-For (trusted_proxies).
 #
 # Environment (all optional):
 #   MASKDRAW_CLUSTER_DIR           state directory                 (default target/cluster)
@@ -27,7 +25,7 @@
 #                                  one's operator listener (/metrics) is on 1<port>
 #   MASKDRAW_CLUSTER_PERSIST_PORTS the persisters' /metrics        (default "9181 9182")
 #   MASKDRAW_CLUSTER_APPS          1: start serve and persist; 0: infrastructure only (default 1)
-#   MASKDRAW_CLUSTER_APP_REDIS     redis_url of serve and persist  (default redis://127.0.0.1:6379/0)
+#   MASKDRAW_CLUSTER_ONLY          "redis": `up` starts the Redis Cluster alone (tests)
 #   MASKDRAW_CLUSTER_DB_NAME       their database on 127.0.0.1:5432, created if missing
 #                                  (default maskdraw_cluster)
 #   MASKDRAW_BIN                   the maskdraw binary (default target/release/maskdraw, built)
@@ -46,7 +44,7 @@ NGINX_PORT=${MASKDRAW_CLUSTER_NGINX_PORT:-8180}
 read -r -a SERVE_PORTS <<<"${MASKDRAW_CLUSTER_SERVE_PORTS:-8181 8182}"
 read -r -a PERSIST_PORTS <<<"${MASKDRAW_CLUSTER_PERSIST_PORTS:-9181 9182}"
 APPS=${MASKDRAW_CLUSTER_APPS:-1}
-APP_REDIS=${MASKDRAW_CLUSTER_APP_REDIS:-redis://127.0.0.1:6379/0}
+ONLY=${MASKDRAW_CLUSTER_ONLY:-}
 APP_DB=${MASKDRAW_CLUSTER_DB_NAME:-maskdraw_cluster}
 WAIT_SECONDS=${MASKDRAW_WAIT_SECONDS:-90}
 RABBIT_BIN=/usr/lib/rabbitmq/bin   # not /usr/sbin: that wrapper switches to the rabbitmq user
@@ -330,15 +328,25 @@ nginx_status() {
 
 APP_DIR=$STATE/apps
 BIN=${MASKDRAW_BIN:-$ROOT/target/release/maskdraw}
-# Today's single-node settings (see the header): the ordinary Redis, the first broker node
-# (vhost `maskdraw`, user `maskdraw` made by rabbit_up).
-app_amqp() {
-  echo "amqp://maskdraw:$(cat "$STATE/rabbitmq/maskdraw.password" 2>/dev/null)@127.0.0.1:${RABBIT_PORTS[0]}/maskdraw"
+# Lists in the environment are TOML arrays (no spaces: app_env's words are split on them).
+# The brokers: vhost `maskdraw`, user `maskdraw`, made by rabbit_up.
+app_amqp_urls() {
+  local pw urls=() p
+  pw=$(cat "$STATE/rabbitmq/maskdraw.password" 2>/dev/null)
+  for p in "${RABBIT_PORTS[@]}"; do urls+=("\"amqp://maskdraw:$pw@127.0.0.1:$p/maskdraw\""); done
+  (IFS=,; echo "[${urls[*]}]")
+}
+
+app_redis_urls() {
+  local urls=() p
+  for p in "${REDIS_PORTS[@]}"; do urls+=("\"redis://127.0.0.1:$p\""); done
+  (IFS=,; echo "[${urls[*]}]")
 }
 
 app_env() {
   # Its own database and Redis key prefix: nothing shared with scripts/run.sh's `maskdraw`.
-  echo MASKDRAW_REDIS_URL="$APP_REDIS" MASKDRAW_AMQP_URL="$(app_amqp)" \
+  echo MASKDRAW_REDIS_CLUSTER_URLS="$(app_redis_urls)" MASKDRAW_AMQP_URLS="$(app_amqp_urls)" \
+    MASKDRAW_TRUSTED_PROXIES='["127.0.0.1"]' \
     MASKDRAW_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$APP_DB" \
     MASKDRAW_KEY_PREFIX=mdcluster MASKDRAW_STATIC_DIR="$ROOT/static" \
     MASKDRAW_ENVIRONMENT="${MASKDRAW_ENVIRONMENT:-development}"
@@ -400,7 +408,7 @@ addresses() {
   echo "rabbitmq:        $(for i in 0 1 2; do printf 'amqp://127.0.0.1:%s (%s) ' "${RABBIT_PORTS[$i]}" "$(rabbit_node "$i")"; done)"
   echo "nginx:           http://127.0.0.1:$NGINX_PORT/"
   if [[ $APPS == 1 ]]; then
-    echo "serve:           ${SERVE_PORTS[*]} (redis $APP_REDIS, broker amqp://127.0.0.1:${RABBIT_PORTS[0]}/maskdraw; /metrics on 1<port>)"
+    echo "serve:           ${SERVE_PORTS[*]} (the Redis Cluster and the 3 brokers above; /metrics on 1<port>)"
     echo "persist metrics: ${PERSIST_PORTS[*]}"
   fi
   echo "state:           $STATE"
@@ -410,6 +418,10 @@ case ${1:-} in
   up)
     ensure_packages
     redis_up
+    if [[ $ONLY == redis ]]; then
+      echo "redis cluster:   $(printf '127.0.0.1:%s ' "${REDIS_PORTS[@]}")(3 masters, 3 replicas)"
+      exit 0
+    fi
     rabbit_up
     apps_up
     nginx_up

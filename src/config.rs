@@ -65,6 +65,9 @@ pub struct Settings {
     /// PostgreSQL, e.g. `postgres://postgres@127.0.0.1:5432/maskdraw`.
     pub database_url: String,
     pub redis_url: String,
+    /// Nodes of a Redis Cluster (any of them; the client learns the rest); when set, used
+    /// instead of `redis_url`. Every key carries a hash tag, so each script touches one slot.
+    pub redis_cluster_urls: Vec<String>,
     pub amqp_url: String,
     /// The nodes of a RabbitMQ cluster; when set, used instead of `amqp_url` (the publisher,
     /// the relay and the persisters move to the next node when they lose theirs).
@@ -192,6 +195,7 @@ impl Default for Settings {
             redis_url: "redis://127.0.0.1:6379/0".into(),
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             amqp_urls: Vec::new(),
+            redis_cluster_urls: Vec::new(),
             bind: "127.0.0.1:8080".into(),
             admin_bind: "127.0.0.1:18080".into(),
             environment: Environment::Production,
@@ -596,6 +600,20 @@ impl Settings {
 
     pub fn amqp_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.amqp_timeout_ms)
+    }
+
+    /// What [`crate::store::redis::RedisStore::connect`] takes: `redis_url`, or the
+    /// cluster's nodes when `redis_cluster_urls` is set.
+    pub fn redis_endpoint(&self) -> String {
+        if self.redis_cluster_urls.is_empty() {
+            self.redis_url.clone()
+        } else {
+            format!(
+                "{}{}",
+                crate::store::redis::CLUSTER_SCHEME,
+                self.redis_cluster_urls.join(",")
+            )
+        }
     }
 
     /// The broker's nodes: `amqp_urls`, or `amqp_url` alone.

@@ -310,7 +310,7 @@ async fn context(settings: Settings) -> anyhow::Result<DayContext> {
         .await
         .context("connecting to PostgreSQL")?;
     startup::migrate(&db).await.context("migrating")?;
-    let redis = RedisStore::connect(&settings.redis_url, &settings.key_prefix)?;
+    let redis = RedisStore::connect(&settings.redis_endpoint(), &settings.key_prefix)?;
     let catalog = maskdraw::catalog::Catalog::load(&settings.static_dir)?;
     Ok(DayContext {
         settings,
@@ -410,7 +410,7 @@ async fn persist(settings: Settings, metrics_bind: Option<String>) -> anyhow::Re
         .await
         .context("connecting to PostgreSQL")?;
     let redis = RedisStore::connect_with_timeout(
-        &settings.redis_url,
+        &settings.redis_endpoint(),
         &settings.key_prefix,
         settings.redis_timeout(),
     )?;

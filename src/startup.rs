@@ -257,7 +257,7 @@ impl Application {
         migrate_url(&settings.database_url).await?;
         let db = connect_service_db(&settings).await?;
         let redis = RedisStore::connect_with_timeout(
-            &settings.redis_url,
+            &settings.redis_endpoint(),
             &settings.key_prefix,
             settings.redis_timeout(),
         )?;
@@ -332,7 +332,7 @@ impl Application {
             .map_err(|e| StartupError::Bind(settings.admin_bind.clone(), e))?
             .port();
         let phone_codes = PhoneCodes::new(
-            redis.pool().clone(),
+            redis.clone(),
             &settings.key_prefix,
             Limits {
                 ttl_secs: settings.phone_code_ttl_secs,

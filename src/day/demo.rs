@@ -132,7 +132,8 @@ pub async fn run(base: Settings, opts: DemoOptions) -> Result<String, DayError> 
     let port = running.port;
     let catalog = Catalog::load(&settings.static_dir).map_err(refused)?;
     let db = startup::connect_db(&settings.database_url).await?;
-    let redis = RedisStore::connect(&settings.redis_url, &settings.key_prefix).map_err(refused)?;
+    let redis =
+        RedisStore::connect(&settings.redis_endpoint(), &settings.key_prefix).map_err(refused)?;
     let ctx = DayContext {
         settings: settings.clone(),
         db,

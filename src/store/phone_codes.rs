@@ -6,9 +6,8 @@
 //! Lua script, with Redis's own clock (`TIME`).
 
 use deadpool_redis::redis::{self, Script};
-use deadpool_redis::Pool;
 
-use super::redis::StoreError;
+use super::redis::{RedisStore, StoreError};
 
 /// Sends a new code unless the phone had one less than `ARGV[3]` seconds ago or `ARGV[4]`
 /// in the last 24 hours (then `{'wait', seconds}`). A new code replaces the old one, attempts
@@ -105,7 +104,7 @@ pub struct Limits {
 
 #[derive(Clone)]
 pub struct PhoneCodes {
-    pool: Pool,
+    redis: RedisStore,
     prefix: String,
     limits: Limits,
     issue: Script,
@@ -115,10 +114,10 @@ pub struct PhoneCodes {
 }
 
 impl PhoneCodes {
-    /// On the pool of `redis` (codes are rare next to reservations), under `prefix`.
-    pub fn new(pool: Pool, prefix: &str, limits: Limits) -> Self {
+    /// On the pooled connections of `redis` (codes are rare next to reservations), under `prefix`.
+    pub fn new(redis: RedisStore, prefix: &str, limits: Limits) -> Self {
         Self {
-            pool,
+            redis,
             prefix: prefix.to_string(),
             limits,
             issue: Script::new(ISSUE_LUA),
@@ -144,7 +143,7 @@ impl PhoneCodes {
     /// # Errors
     /// When Redis cannot be reached or the script answers something unknown.
     pub async fn issue(&self, phone_tag: &str, mac: &str) -> Result<Issue, StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.redis.connection().await?;
         let answer: Vec<redis::Value> = self
             .issue
             .key(self.code_key(phone_tag))
@@ -153,7 +152,7 @@ impl PhoneCodes {
             .arg(self.limits.ttl_secs)
             .arg(self.limits.resend_secs)
             .arg(self.limits.per_day)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         let word = answer
             .first()
@@ -173,13 +172,13 @@ impl PhoneCodes {
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn forget(&self, phone_tag: &str, mac: &str) -> Result<(), StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.redis.connection().await?;
         let _: i64 = self
             .forget
             .key(self.code_key(phone_tag))
             .key(self.sent_key(phone_tag))
             .arg(mac)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         Ok(())
     }
@@ -194,14 +193,14 @@ impl PhoneCodes {
         mac: &str,
         request: &str,
     ) -> Result<Consume, StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.redis.connection().await?;
         let answer: String = self
             .consume
             .key(self.code_key(phone_tag))
             .arg(mac)
             .arg(request)
             .arg(self.limits.max_attempts)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         match answer.as_str() {
             "ok" => Ok(Consume::Spent),
@@ -218,12 +217,12 @@ impl PhoneCodes {
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn give_back(&self, phone_tag: &str, request: &str) -> Result<(), StoreError> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.redis.connection().await?;
         let _: i64 = self
             .give_back
             .key(self.code_key(phone_tag))
             .arg(request)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! ticket owns carries the ticket id (`md:{ticket}:t`), so one Lua script only ever touches keys
 //! of one slot and Redis Cluster works.
 
+use deadpool_redis::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use deadpool_redis::redis::{self, AsyncCommands, Script};
 use deadpool_redis::Pool;
 
@@ -165,9 +166,7 @@ pub struct Settle {
 /// uses the pool.
 #[derive(Clone)]
 pub struct RedisStore {
-    pool: Pool,
-    client: redis::Client,
-    hot: std::sync::Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
+    backend: Backend,
     prefix: String,
     /// Bound on each command (and on connecting): a stalled Redis gives an error, never a hang.
     timeout: std::time::Duration,
@@ -214,10 +213,136 @@ impl Warm {
     }
 }
 
-/// A pooled connection with a bound on every command.
+/// One Redis server, or a Redis Cluster.
+#[derive(Clone)]
+enum Backend {
+    /// A pool for bulk and occasional work, and one multiplexed connection per copy of the
+    /// store for the intake's commands.
+    Single {
+        pool: Pool,
+        client: redis::Client,
+        hot: std::sync::Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
+    },
+    /// The cluster client's connection: multiplexed, one connection per node, following
+    /// `MOVED`/`ASK` and refreshing its slot map after a failover. It is shared by every copy
+    /// of the store: a pool of such connections would only add connections to every node.
+    Cluster {
+        client: redis::cluster::ClusterClient,
+        conn: std::sync::Arc<tokio::sync::OnceCell<redis::cluster_async::ClusterConnection>>,
+    },
+}
+
+/// A connection to one Redis server or to a cluster; commands and pipelines run on it alike
+/// (a pipeline must then stay within one hash slot: see [`Pipes`]).
+pub enum Conn {
+    Pooled(deadpool_redis::Connection),
+    Managed(redis::aio::ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Pooled(c) => c.req_packed_command(cmd),
+            Self::Managed(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Pooled(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Managed(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Pooled(c) => c.get_db(),
+            Self::Managed(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Commands grouped so that each group can go to one node as one pipeline: everything in one
+/// pipeline on a single Redis, one pipeline per hash slot on a cluster (a pipeline is sent to
+/// the node of its first key, and a key of another node would be answered `MOVED`).
+pub struct Pipes {
+    cluster: bool,
+    groups: std::collections::BTreeMap<u16, redis::Pipeline>,
+}
+
+/// Pipelines of one slot sent at once on a cluster connection.
+const CLUSTER_PIPELINES_IN_FLIGHT: usize = 64;
+
+impl Pipes {
+    /// The pipeline that commands on `key` go into.
+    pub fn on(&mut self, key: &str) -> &mut redis::Pipeline {
+        let slot = if self.cluster {
+            redis::cluster_routing::get_slot(key.as_bytes())
+        } else {
+            0
+        };
+        self.groups.entry(slot).or_insert_with(redis::pipe)
+    }
+
+    /// Sends every pipeline (concurrently on a cluster), all within `timeout`.
+    ///
+    /// # Errors
+    /// The first error of any pipeline, or a timeout.
+    pub async fn run(
+        self,
+        conn: &mut Conn,
+        timeout: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let work = async {
+            if let Conn::Cluster(c) = conn {
+                futures_util::stream::iter(self.groups.into_values())
+                    .map(|p| {
+                        let mut c = c.clone();
+                        async move { p.query_async::<()>(&mut c).await }
+                    })
+                    .buffer_unordered(CLUSTER_PIPELINES_IN_FLIGHT)
+                    .try_collect::<Vec<()>>()
+                    .await?;
+            } else {
+                for p in self.groups.into_values() {
+                    p.query_async::<()>(conn).await?;
+                }
+            }
+            Ok::<(), StoreError>(())
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| StoreError::Timeout(timeout))?
+    }
+}
+
+/// A connection with a bound on every command.
 pub struct Timed {
-    conn: deadpool_redis::Connection,
+    conn: Conn,
     timeout: std::time::Duration,
+}
+
+impl Timed {
+    /// Sends `pipes`, all within this connection's bound.
+    ///
+    /// # Errors
+    /// See [`Pipes::run`].
+    pub async fn run(&mut self, pipes: Pipes) -> Result<(), StoreError> {
+        pipes.run(&mut self.conn, self.timeout).await
+    }
 }
 
 impl redis::aio::ConnectionLike for Timed {
@@ -262,6 +387,9 @@ fn timed_out(after: std::time::Duration) -> redis::RedisError {
     ))
 }
 
+/// How [`RedisStore::connect`] is told that its URLs are a cluster's nodes.
+pub const CLUSTER_SCHEME: &str = "cluster:";
+
 /// Seconds after which a lock whose request is still publishing is considered abandoned (its
 /// request died): far longer than a publish with its confirm timeout and the fallback take.
 const STALE_PENDING_SECS: u64 = 30;
@@ -277,29 +405,54 @@ impl RedisStore {
         Self::connect_with_timeout(url, prefix, std::time::Duration::from_secs(1))
     }
 
+    /// `url` is one server's URL, or `cluster:` followed by a comma-separated list of a Redis
+    /// Cluster's node URLs (any of its nodes: the client learns the rest); see
+    /// [`crate::config::Settings::redis_endpoint`].
+    ///
     /// # Errors
-    /// When the URL does not parse.
+    /// When a URL does not parse.
     pub fn connect_with_timeout(
         url: &str,
         prefix: &str,
         timeout: std::time::Duration,
     ) -> Result<Self, deadpool_redis::CreatePoolError> {
-        let mut cfg = deadpool_redis::Config::from_url(url);
-        let mut pool = deadpool_redis::PoolConfig::new(64);
-        pool.timeouts = deadpool_redis::Timeouts {
-            wait: Some(timeout),
-            create: Some(timeout),
-            recycle: Some(timeout),
-        };
-        cfg.pool = Some(pool);
-        let pool = cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
-        let client = redis::Client::open(url).map_err(|e| {
+        let config_error = |e: redis::RedisError| {
             deadpool_redis::CreatePoolError::Config(deadpool_redis::ConfigError::Redis(e))
-        })?;
+        };
+        let backend = if let Some(nodes) = url.strip_prefix(CLUSTER_SCHEME) {
+            let nodes: Vec<&str> = nodes
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .collect();
+            let client = redis::cluster::ClusterClient::builder(nodes)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .build()
+                .map_err(config_error)?;
+            Backend::Cluster {
+                client,
+                conn: std::sync::Arc::default(),
+            }
+        } else {
+            let mut cfg = deadpool_redis::Config::from_url(url);
+            let mut pool = deadpool_redis::PoolConfig::new(64);
+            pool.timeouts = deadpool_redis::Timeouts {
+                wait: Some(timeout),
+                create: Some(timeout),
+                recycle: Some(timeout),
+            };
+            cfg.pool = Some(pool);
+            let pool = cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
+            let client = redis::Client::open(url).map_err(config_error)?;
+            Backend::Single {
+                pool,
+                client,
+                hot: std::sync::Arc::default(),
+            }
+        };
         Ok(Self {
-            pool,
-            client,
-            hot: std::sync::Arc::default(),
+            backend,
             prefix: prefix.to_string(),
             timeout,
             reserve: Script::new(RESERVE_LUA),
@@ -309,31 +462,56 @@ impl RedisStore {
         })
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    /// Whether this store talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster { .. })
+    }
+
+    /// An empty set of pipelines for this store's Redis.
+    pub fn pipes(&self) -> Pipes {
+        Pipes {
+            cluster: self.is_cluster(),
+            groups: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// A connection whose commands each wait at most this store's bound (tests, tools and
+    /// occasional work; the intake uses its own multiplexed connection).
+    ///
+    /// # Errors
+    /// When no connection can be had within the bound.
+    pub async fn connection(&self) -> Result<Timed, StoreError> {
+        self.pooled(self.timeout).await
     }
 
     /// The same store with a multiplexed connection of its own, opened (and its driver task
-    /// spawned) by the first command, on the thread and runtime that sends it.
+    /// spawned) by the first command, on the thread and runtime that sends it. (A cluster
+    /// connection is shared: it already keeps one multiplexed connection per node.)
     #[must_use]
     pub fn with_own_connection(&self) -> Self {
+        let backend = match &self.backend {
+            Backend::Single { pool, client, .. } => Backend::Single {
+                pool: pool.clone(),
+                client: client.clone(),
+                hot: std::sync::Arc::default(),
+            },
+            cluster @ Backend::Cluster { .. } => cluster.clone(),
+        };
         Self {
-            hot: std::sync::Arc::default(),
+            backend,
             ..self.clone()
         }
     }
 
-    /// The shared multiplexed connection, opened on first use (and reopened by the manager
-    /// when Redis comes back after a failure); each command on it waits at most `timeout`.
-    async fn hot(&self) -> Result<redis::aio::ConnectionManager, StoreError> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(self.timeout)
-            .set_connection_timeout(self.timeout);
-        let open = redis::aio::ConnectionManager::new_with_config(self.client.clone(), config);
-        Ok(self
-            .hot
+    /// The cluster connection, opened on first use.
+    async fn cluster(
+        &self,
+        client: &redis::cluster::ClusterClient,
+        conn: &tokio::sync::OnceCell<redis::cluster_async::ClusterConnection>,
+    ) -> Result<redis::cluster_async::ClusterConnection, StoreError> {
+        Ok(conn
             .get_or_try_init(|| async {
-                tokio::time::timeout(self.timeout, open)
+                tokio::time::timeout(self.timeout, client.get_async_connection())
                     .await
                     .map_err(|_| StoreError::Timeout(self.timeout))?
                     .map_err(StoreError::from)
@@ -342,13 +520,39 @@ impl RedisStore {
             .clone())
     }
 
-    /// A pooled connection whose commands each wait at most `timeout` (deadpool's connections
-    /// have no response timeout of their own).
+    /// The shared multiplexed connection, opened on first use (and reopened by the manager
+    /// when Redis comes back after a failure); each command on it waits at most `timeout`.
+    async fn hot(&self) -> Result<Conn, StoreError> {
+        let (client, hot) = match &self.backend {
+            Backend::Single { client, hot, .. } => (client, hot),
+            Backend::Cluster { client, conn } => {
+                return Ok(Conn::Cluster(self.cluster(client, conn).await?))
+            }
+        };
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(self.timeout)
+            .set_connection_timeout(self.timeout);
+        let open = redis::aio::ConnectionManager::new_with_config(client.clone(), config);
+        Ok(Conn::Managed(
+            hot.get_or_try_init(|| async {
+                tokio::time::timeout(self.timeout, open)
+                    .await
+                    .map_err(|_| StoreError::Timeout(self.timeout))?
+                    .map_err(StoreError::from)
+            })
+            .await?
+            .clone(),
+        ))
+    }
+
+    /// A pooled connection (the cluster's shared one on a cluster) whose commands each wait
+    /// at most `timeout` (deadpool's connections have no response timeout of their own).
     async fn pooled(&self, timeout: std::time::Duration) -> Result<Timed, StoreError> {
-        Ok(Timed {
-            conn: self.pool.get().await?,
-            timeout,
-        })
+        let conn = match &self.backend {
+            Backend::Single { pool, .. } => Conn::Pooled(pool.get().await?),
+            Backend::Cluster { client, conn } => Conn::Cluster(self.cluster(client, conn).await?),
+        };
+        Ok(Timed { conn, timeout })
     }
 
     /// Bulk pipelines (the draw's settlement, `cache warm`) are long; each still has a bound.
@@ -452,7 +656,7 @@ impl RedisStore {
         events: &[crate::queue::ReservationEvent],
     ) -> Result<(), StoreError> {
         let mut conn = self.hot().await?;
-        let mut pipe = redis::pipe();
+        let mut pipes = self.pipes();
         let now = chrono::Utc::now();
         for e in events {
             let key = self.ticket_key(&e.ticket_id);
@@ -466,19 +670,26 @@ impl RedisStore {
                 valid_until: e.valid_until.to_rfc3339(),
                 draws: Vec::new(),
             };
-            pipe.cmd("EVAL")
+            let active = self.active_key(&e.person_tag);
+            pipes
+                .on(&active)
+                .cmd("EVAL")
                 .arg(CONFIRM_LUA)
                 .arg(2)
-                .arg(self.active_key(&e.person_tag))
+                .arg(&active)
                 .arg(self.pending_key(&e.person_tag))
                 .arg(&e.ticket_id)
                 .ignore();
-            pipe.hset_nx(&key, "status", "accepted").ignore();
-            pipe.hset_multiple(&key, &status_fields(&st)).ignore();
-            pipe.expire(&key, ttl).ignore();
+            pipes
+                .on(&key)
+                .hset_nx(&key, "status", "accepted")
+                .ignore()
+                .hset_multiple(&key, &status_fields(&st))
+                .ignore()
+                .expire(&key, ttl)
+                .ignore();
         }
-        pipe.query_async::<()>(&mut conn).await?;
-        Ok(())
+        pipes.run(&mut conn, self.timeout).await
     }
 
     /// Gives the person's lock back after a reservation could not be made durable, or after the
@@ -516,16 +727,19 @@ impl RedisStore {
             return Ok(());
         }
         let mut conn = self.hot().await?;
-        let mut pipe = redis::pipe();
+        let mut pipes = self.pipes();
         for (ticket, st) in statuses {
             let key = self.ticket_key(ticket);
             let mut fields = status_fields(st);
             fields.push(("status", st.status.clone()));
-            pipe.hset_multiple(&key, &fields).ignore();
-            pipe.expire(&key, ttl_secs as i64).ignore();
+            pipes
+                .on(&key)
+                .hset_multiple(&key, &fields)
+                .ignore()
+                .expire(&key, ttl_secs as i64)
+                .ignore();
         }
-        pipe.query_async::<()>(&mut conn).await?;
-        Ok(())
+        pipes.run(&mut conn, self.timeout).await
     }
 
     /// The status hash of a ticket, if Redis still has it.
@@ -565,23 +779,25 @@ impl RedisStore {
         // Pipelines send EVALSHA, so the script must be loaded first.
         let _: String = self.settle.prepare_invoke().load_async(&mut conn).await?;
         for chunk in items.chunks(1_000) {
-            let mut pipe = redis::pipe();
+            let mut pipes = self.pipes();
             for it in chunk {
                 let (until, ttl) = it.cooldown.clone().unwrap_or_default();
-                let mut inv = self.settle.key(self.active_key(&it.person_tag));
+                let active = self.active_key(&it.person_tag);
+                let mut inv = self.settle.key(&active);
                 inv.key(self.cooldown_key(&it.person_tag))
                     .arg(&it.ticket)
                     .arg(until)
                     .arg(ttl.max(1));
-                pipe.invoke_script(&inv).ignore();
+                pipes.on(&active).invoke_script(&inv).ignore();
                 let key = self.ticket_key(&it.ticket);
+                let pipe = pipes.on(&key);
                 pipe.hset(&key, "status", it.status).ignore();
                 if let Some((field, value)) = &it.draw_field {
                     pipe.hset(&key, field, value).ignore();
                 }
                 pipe.expire(&key, ticket_ttl_secs as i64).ignore();
             }
-            pipe.query_async::<()>(&mut conn).await?;
+            conn.run(pipes).await?;
         }
         Ok(())
     }
@@ -600,11 +816,12 @@ impl RedisStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.pooled(self.bulk_timeout()).await?;
         for chunk in tickets.chunks(10_000) {
-            let mut pipe = redis::pipe();
+            let mut pipes = self.pipes();
             for t in chunk {
-                pipe.hset(self.ticket_key(t), field, value).ignore();
+                let key = self.ticket_key(t);
+                pipes.on(&key).hset(&key, field, value).ignore();
             }
-            pipe.query_async::<()>(&mut conn).await?;
+            conn.run(pipes).await?;
         }
         Ok(())
     }
@@ -660,32 +877,53 @@ impl RedisStore {
     pub async fn delete_all(&self) -> Result<u64, StoreError> {
         let mut conn = self.pooled(self.bulk_timeout()).await?;
         let pattern = format!("{}:*", self.prefix);
-        let mut cursor: u64 = 0;
+        // SCAN walks one server's keys: on a cluster, each master's in turn.
+        let servers = match &mut conn.conn {
+            Conn::Cluster(c) => cluster_masters(c).await?.into_iter().map(Some).collect(),
+            _ => vec![None],
+        };
         let mut deleted = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            if !keys.is_empty() {
-                deleted += conn.del::<_, u64>(&keys).await?;
+        for server in servers {
+            let mut cursor: u64 = 0;
+            loop {
+                let mut scan = redis::cmd("SCAN");
+                scan.arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000);
+                let (next, keys): (u64, Vec<String>) = match (&server, &mut conn.conn) {
+                    (Some((host, port)), Conn::Cluster(c)) => {
+                        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                            host: host.clone(),
+                            port: *port,
+                        });
+                        redis::from_redis_value(&c.route_command(&scan, routing).await?)?
+                    }
+                    _ => scan.query_async(&mut conn).await?,
+                };
+                // One DEL per key: on a cluster, keys of different slots cannot share one.
+                let mut pipes = self.pipes();
+                for k in &keys {
+                    pipes.on(k).del(k).ignore();
+                }
+                conn.run(pipes).await?;
+                deleted += keys.len() as u64;
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
         }
+        Ok(deleted)
     }
 
+    // One hash tag for both: `finish_warm` touches them in one script.
     fn warm_key(&self) -> String {
-        format!("{}:cache:complete", self.prefix)
+        format!("{}:{{cache}}:complete", self.prefix)
     }
     fn warming_key(&self) -> String {
-        format!("{}:cache:warming", self.prefix)
+        format!("{}:{{cache}}:warming", self.prefix)
     }
 
     /// Whether a `cache warm` finished since Redis last lost its data (the marker is lost with
@@ -752,27 +990,34 @@ return 1
     /// When Redis cannot be reached.
     pub async fn write_warm(&self, w: &Warm) -> Result<(), StoreError> {
         let mut conn = self.pooled(self.bulk_timeout()).await?;
-        let mut pipe = redis::pipe();
+        let mut pipes = self.pipes();
         for (ticket, st, ttl) in &w.statuses {
             let key = self.ticket_key(ticket);
             let mut fields = status_fields(st);
             fields.push(("status", st.status.clone()));
-            pipe.hset_multiple(&key, &fields).ignore();
-            pipe.expire(&key, (*ttl).max(1) as i64).ignore();
+            pipes
+                .on(&key)
+                .hset_multiple(&key, &fields)
+                .ignore()
+                .expire(&key, (*ttl).max(1) as i64)
+                .ignore();
         }
         for (ticket, field, value) in &w.outcomes {
-            pipe.hset(self.ticket_key(ticket), field, value).ignore();
+            let key = self.ticket_key(ticket);
+            pipes.on(&key).hset(&key, field, value).ignore();
         }
         for (tag, ticket, ttl) in &w.locks {
-            pipe.set_ex(self.active_key(tag), format!("{ticket}|d"), (*ttl).max(1))
+            let key = self.active_key(tag);
+            pipes
+                .on(&key)
+                .set_ex(&key, format!("{ticket}|d"), (*ttl).max(1))
                 .ignore();
         }
         for (tag, value, ttl) in &w.cooldowns {
-            pipe.set_ex(self.cooldown_key(tag), value, (*ttl).max(1))
-                .ignore();
+            let key = self.cooldown_key(tag);
+            pipes.on(&key).set_ex(&key, value, (*ttl).max(1)).ignore();
         }
-        pipe.query_async::<()>(&mut conn).await?;
-        Ok(())
+        conn.run(pipes).await
     }
 
     /// # Errors
@@ -782,6 +1027,32 @@ return 1
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(())
     }
+}
+
+/// The masters of a cluster, as (host, port), from `CLUSTER NODES` (failed ones left out).
+async fn cluster_masters(
+    conn: &mut redis::cluster_async::ClusterConnection,
+) -> Result<Vec<(String, u16)>, StoreError> {
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(conn).await?;
+    Ok(parse_cluster_masters(&nodes))
+}
+
+/// `<id> <ip:port@cport[,hostname]> <flags> ...` lines; a master's flags include `master` and
+/// not `fail`.
+fn parse_cluster_masters(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let addr = f.nth(1)?;
+            let flags: Vec<&str> = f.next()?.split(',').collect();
+            if !flags.contains(&"master") || flags.iter().any(|x| x.starts_with("fail")) {
+                return None;
+            }
+            let (host, port) = addr.split(['@', ',']).next()?.rsplit_once(':')?;
+            Some((host.to_string(), port.parse().ok()?))
+        })
+        .collect()
 }
 
 fn status_fields(st: &TicketStatus) -> Vec<(&'static str, String)> {
@@ -853,14 +1124,39 @@ impl RedisStore {
     /// When Redis cannot be reached.
     pub async fn persistence(&self) -> Result<Persistence, StoreError> {
         let mut conn = self.pooled(self.timeout).await?;
-        let (p, r): (String, String) = redis::pipe()
-            .cmd("INFO")
-            .arg("persistence")
-            .cmd("INFO")
-            .arg("replication")
-            .query_async(&mut conn)
+        let p: String = self
+            .on_fallback_node(&mut conn, redis::cmd("INFO").arg("persistence"))
+            .await?;
+        let r: String = self
+            .on_fallback_node(&mut conn, redis::cmd("INFO").arg("replication"))
             .await?;
         Ok(Persistence::parse(&format!("{p}\n{r}")))
+    }
+
+    /// Runs `cmd` on the server that holds the fallback stream: on a cluster, the master of
+    /// its slot (a keyless command would otherwise go to any node, or to all of them).
+    async fn on_fallback_node<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut Timed,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        match &mut conn.conn {
+            Conn::Cluster(c) => {
+                let slot = redis::cluster_routing::get_slot(self.fallback_stream().as_bytes());
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    redis::cluster_routing::Route::new(
+                        slot,
+                        redis::cluster_routing::SlotAddr::Master,
+                    ),
+                ));
+                let timeout = conn.timeout;
+                let value = tokio::time::timeout(timeout, c.route_command(cmd, routing))
+                    .await
+                    .map_err(|_| StoreError::Timeout(timeout))??;
+                Ok(redis::from_redis_value(&value)?)
+            }
+            _ => Ok(cmd.query_async(conn).await?),
+        }
     }
 
     /// Appends one message body to the fallback stream once Redis meets `demand`; the caller's
@@ -889,9 +1185,8 @@ impl RedisStore {
         };
         let mut conn = self.pooled(bound).await?;
         if demand == FallbackDemand::Aof {
-            let info: String = redis::cmd("INFO")
-                .arg("persistence")
-                .query_async(&mut conn)
+            let info: String = self
+                .on_fallback_node(&mut conn, redis::cmd("INFO").arg("persistence"))
                 .await?;
             let p = Persistence::parse(&info);
             if !p.persists() {
@@ -906,10 +1201,8 @@ impl RedisStore {
             .xadd(self.fallback_stream(), "*", &[("body", body)])
             .await?;
         if let FallbackDemand::Replicas { count, timeout_ms } = demand {
-            let acked: u32 = redis::cmd("WAIT")
-                .arg(count)
-                .arg(timeout_ms)
-                .query_async(&mut conn)
+            let acked: u32 = self
+                .on_fallback_node(&mut conn, redis::cmd("WAIT").arg(count).arg(timeout_ms))
                 .await?;
             if acked < count {
                 let _: i64 = conn.xdel(self.fallback_stream(), &[&id]).await?;
@@ -919,6 +1212,25 @@ impl RedisStore {
             }
         }
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    use super::parse_cluster_masters;
+
+    #[test]
+    fn masters_are_read_from_cluster_nodes_leaving_out_replicas_and_failed_ones() {
+        let nodes = "\
+07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected
+67ed 127.0.0.1:30002@40002,node-b master - 0 1426238316232 2 connected 5461-10922
+292f 127.0.0.1:30003@40003 master,fail - 1426238316232 0 3 disconnected 10923-16383
+e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
+";
+        assert_eq!(
+            parse_cluster_masters(nodes),
+            vec![("127.0.0.1".into(), 30002), ("127.0.0.1".into(), 30001)]
+        );
     }
 }
 

@@ -12,13 +12,13 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use serde_json::Value;
 
-fn repo() -> &'static Path {
+pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `n` ports from a random start in 20000..40000 that are free, and whose port + `bus` is free
 /// too (a Redis Cluster node's bus listens at port + 10000).
-fn free_ports(n: usize, bus: u16) -> Vec<u16> {
+pub fn free_ports(n: usize, bus: u16) -> Vec<u16> {
     let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
     let mut port = 20_000 + (rand::random::<u16>() % 20_000);
     let mut out = Vec::new();
@@ -32,7 +32,7 @@ fn free_ports(n: usize, bus: u16) -> Vec<u16> {
     out
 }
 
-fn join(ports: &[u16]) -> String {
+pub fn join(ports: &[u16]) -> String {
     ports
         .iter()
         .map(u16::to_string)
@@ -42,12 +42,39 @@ fn join(ports: &[u16]) -> String {
 
 /// The cluster of one test: `clean` (stop everything, remove the state) on drop, so a failing
 /// assertion leaves nothing running.
-struct Cluster {
-    dir: PathBuf,
+pub struct Cluster {
+    pub dir: PathBuf,
     env: Vec<(&'static str, String)>,
 }
 
 impl Cluster {
+    /// The whole topology: also 2 serve and 2 persist (this build's binary, development mode)
+    /// on a database of their own, `db_name`, behind nginx.
+    pub fn with_apps(db_name: &str) -> Self {
+        let mut c = Self::new();
+        c.env.retain(|(k, _)| *k != "MASKDRAW_CLUSTER_APPS");
+        // Each serve's operator listener is on 1<port>: four-digit ports whose 1<port> is free.
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        let mut serve = Vec::new();
+        let mut port = 2_000 + rand::random::<u16>() % 3_000;
+        while serve.len() < 2 {
+            if free(port) && free(10_000 + port) {
+                serve.push(port);
+            }
+            port += 1;
+            assert!(port < 6_500, "no free four-digit ports");
+        }
+        c.env.extend([
+            ("MASKDRAW_CLUSTER_APPS", "1".to_string()),
+            ("MASKDRAW_BIN", env!("CARGO_BIN_EXE_maskdraw").to_string()),
+            ("MASKDRAW_CLUSTER_DB_NAME", db_name.to_string()),
+            ("MASKDRAW_CLUSTER_SERVE_PORTS", join(&serve)),
+            ("MASKDRAW_CLUSTER_PERSIST_PORTS", join(&free_ports(2, 0))),
+            ("MASKDRAW_ENVIRONMENT", "development".to_string()),
+        ]);
+        c
+    }
+
     fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("maskdraw-cluster-{}", uuid::Uuid::new_v4()));
         let env = vec![
@@ -64,7 +91,7 @@ impl Cluster {
         Self { dir, env }
     }
 
-    fn script(&self, args: &[&str]) -> Output {
+    pub fn script(&self, args: &[&str]) -> Output {
         let out = Command::new("bash")
             .arg(repo().join("scripts/cluster.sh"))
             .args(args)
@@ -80,7 +107,7 @@ impl Cluster {
         out
     }
 
-    fn var(&self, name: &str) -> &str {
+    pub fn var(&self, name: &str) -> &str {
         &self.env.iter().find(|(k, _)| *k == name).unwrap().1
     }
 }
@@ -96,7 +123,7 @@ impl Drop for Cluster {
     }
 }
 
-fn redis_cli(port: &str, args: &[&str]) -> String {
+pub fn redis_cli(port: &str, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-p", port])
         .args(args)

@@ -28,7 +28,8 @@ impl Day {
         let ctx = DayContext {
             settings: app.settings.clone(),
             db: app.db.clone(),
-            redis: RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap(),
+            redis: RedisStore::connect(&app.settings.redis_endpoint(), &app.settings.key_prefix)
+                .unwrap(),
             catalog: maskdraw::catalog::Catalog::load(&app.settings.static_dir).unwrap(),
             progress: false,
         };
@@ -797,7 +798,7 @@ async fn the_demo_of_yesterday_fills_the_day_publishes_it_and_leaves_a_server_wh
     );
     running.stop().await;
 
-    let _ = RedisStore::connect(&settings.redis_url, &settings.key_prefix)
+    let _ = RedisStore::connect(&settings.redis_endpoint(), &settings.key_prefix)
         .unwrap()
         .delete_all()
         .await;

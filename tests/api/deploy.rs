@@ -201,7 +201,8 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exported_by_serve_or
         .expect("the persister's metrics server binds");
     let server_handle = server.handle();
     tokio::spawn(server);
-    let redis = RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap();
+    let redis =
+        RedisStore::connect(&app.settings.redis_endpoint(), &app.settings.key_prefix).unwrap();
     let p = startup::persister(&app.settings, app.db.clone(), redis, persist_metrics);
     let (stop, rx) = tokio::sync::watch::channel(false);
     let persister = startup::spawn_persister(&app.settings, p, rx);
@@ -520,18 +521,18 @@ async fn the_deploy_redis_conf_gives_a_redis_that_maskdraw_counts_as_persistent(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(p.persists(), "{p:?}");
-    let mut conn = store.pool().get().await.unwrap();
+    let mut conn = store.connection().await.unwrap();
     let policy: Vec<String> = deadpool_redis::redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxmemory-policy")
-        .query_async(&mut *conn)
+        .query_async(&mut conn)
         .await
         .unwrap();
     assert_eq!(policy, ["maxmemory-policy", "noeviction"]);
     let fsync: Vec<String> = deadpool_redis::redis::cmd("CONFIG")
         .arg("GET")
         .arg("appendfsync")
-        .query_async(&mut *conn)
+        .query_async(&mut conn)
         .await
         .unwrap();
     assert_eq!(fsync, ["appendfsync", "everysec"]);

@@ -61,7 +61,8 @@ async fn with_the_broker_unreachable_reservations_go_through_the_fallback_and_ar
     app.proxy.cut();
     // While the broker is away every 202 comes from the Redis fallback stream.
     let during = submit_many(&app, 20).await;
-    let redis = RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap();
+    let redis =
+        RedisStore::connect(&app.settings.redis_endpoint(), &app.settings.key_prefix).unwrap();
     let metrics = app.admin_get("/metrics").await.text().await.unwrap();
     let fallback_line = metrics
         .lines()
@@ -108,7 +109,8 @@ async fn a_persister_that_dies_after_commit_but_before_ack_leaves_each_ticket_on
 
     // A persister that commits and then dies: it consumes, stores, and closes its
     // connection without acking, so the broker redelivers everything it held.
-    let redis = RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap();
+    let redis =
+        RedisStore::connect(&app.settings.redis_endpoint(), &app.settings.key_prefix).unwrap();
     let p = startup::persister(&app.settings, app.db.clone(), redis.clone(), Metrics::new());
     let conn = connect(&direct_amqp()).await.unwrap();
     let ch = conn.create_channel().await.unwrap();
@@ -282,17 +284,18 @@ async fn the_database_catches_a_duplicate_person_that_redis_missed() {
     app.wait_for_tickets("registered", 1, Duration::from_secs(20))
         .await;
     // Redis loses the person's lock (a flush, a failover without AOF): intake lets them in again.
-    let redis = RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap();
-    let mut conn = redis.pool().get().await.unwrap();
+    let redis =
+        RedisStore::connect(&app.settings.redis_endpoint(), &app.settings.key_prefix).unwrap();
+    let mut conn = redis.connection().await.unwrap();
     let keys: Vec<String> = deadpool_redis::redis::cmd("KEYS")
         .arg(format!("{}:*:active", app.settings.key_prefix))
-        .query_async(&mut *conn)
+        .query_async(&mut conn)
         .await
         .unwrap();
     assert_eq!(keys.len(), 1);
     let _: () = deadpool_redis::redis::cmd("DEL")
         .arg(&keys[0])
-        .query_async(&mut *conn)
+        .query_async(&mut conn)
         .await
         .unwrap();
     let second: Value = app.reserve(&body).await.json().await.unwrap();
@@ -386,7 +389,8 @@ async fn a_persister_process_killed_mid_batch_loses_nothing_and_stores_each_tick
     assert!(stored_at_kill < 600);
 
     // A new persister takes over: the unacked messages come back, nothing twice.
-    let redis = RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap();
+    let redis =
+        RedisStore::connect(&app.settings.redis_endpoint(), &app.settings.key_prefix).unwrap();
     let p = startup::persister(&app.settings, app.db.clone(), redis, Metrics::new());
     let (tx, rx) = tokio::sync::watch::channel(false);
     startup::spawn_persister(&app.settings, p, rx);

@@ -234,7 +234,7 @@ impl TestApp {
             let _ = conn.close(200, "teardown").await;
         }
         if let Ok(redis) = maskdraw::store::redis::RedisStore::connect(
-            &self.settings.redis_url,
+            &self.settings.redis_endpoint(),
             &self.settings.key_prefix,
         ) {
             let _ = redis.delete_all().await;

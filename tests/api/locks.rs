@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::helpers::{reservation, spawn_app, spawn_app_with, Options, TestApp};
 
 fn redis(app: &TestApp) -> RedisStore {
-    RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap()
+    RedisStore::connect(&app.settings.redis_endpoint(), &app.settings.key_prefix).unwrap()
 }
 
 fn tag_of(app: &TestApp, body: &Value) -> String {
@@ -22,12 +22,12 @@ fn tag_of(app: &TestApp, body: &Value) -> String {
 }
 
 async fn cmd<T: deadpool_redis::redis::FromRedisValue>(r: &RedisStore, args: &[&str]) -> T {
-    let mut conn = r.pool().get().await.unwrap();
+    let mut conn = r.connection().await.unwrap();
     let mut c = deadpool_redis::redis::cmd(args[0]);
     for a in &args[1..] {
         c.arg(*a);
     }
-    c.query_async(&mut *conn).await.unwrap()
+    c.query_async(&mut conn).await.unwrap()
 }
 
 /// Redis's own clock, in seconds.

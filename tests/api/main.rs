@@ -2,6 +2,7 @@
 //! Every test gets its own database, Redis key prefix and queue names (see `helpers`).
 
 mod browser;
+mod cluster;
 mod cluster_infra;
 mod conformance;
 mod day;
@@ -16,6 +17,7 @@ mod pages;
 mod phone_codes;
 mod poison;
 mod publication;
+mod redis_cluster;
 mod reservations;
 mod secrets;
 mod timeouts;

@@ -233,15 +233,15 @@ async fn a_code_dies_after_the_allowed_wrong_attempts_and_only_its_hmac_is_kept_
     let gateway = SmsGateway::start().await;
     let app = production_app(&gateway, |s| s.phone_code_max_attempts = 3).await;
     let redis = maskdraw::store::redis::RedisStore::connect(
-        &app.settings.redis_url,
+        &app.settings.redis_endpoint(),
         &app.settings.key_prefix,
     )
     .unwrap();
-    let mut conn = redis.pool().get().await.unwrap();
+    let mut conn = redis.connection().await.unwrap();
     let pattern = format!("{}:*", app.settings.key_prefix);
     let before: Vec<String> = deadpool_redis::redis::cmd("KEYS")
         .arg(&pattern)
-        .query_async(&mut *conn)
+        .query_async(&mut conn)
         .await
         .unwrap();
     let tel = phone();
@@ -251,7 +251,7 @@ async fn a_code_dies_after_the_allowed_wrong_attempts_and_only_its_hmac_is_kept_
     // What Redis keeps of it: no code, no phone number, and nothing for longer than a day.
     let keys: Vec<String> = deadpool_redis::redis::cmd("KEYS")
         .arg(&pattern)
-        .query_async(&mut *conn)
+        .query_async(&mut conn)
         .await
         .unwrap();
     let keys: Vec<&String> = keys.iter().filter(|k| !before.contains(k)).collect();
@@ -261,14 +261,14 @@ async fn a_code_dies_after_the_allowed_wrong_attempts_and_only_its_hmac_is_kept_
         assert!(key.contains(":{"), "{key} has no hash tag");
         let dump: Vec<u8> = deadpool_redis::redis::cmd("DUMP")
             .arg(key)
-            .query_async(&mut *conn)
+            .query_async(&mut conn)
             .await
             .unwrap();
         let text = String::from_utf8_lossy(&dump);
         assert!(!text.contains(&code) && !text.contains(&tel), "{key}");
         let ttl: i64 = deadpool_redis::redis::cmd("TTL")
             .arg(key)
-            .query_async(&mut *conn)
+            .query_async(&mut conn)
             .await
             .unwrap();
         assert!(ttl > 0 && ttl <= 86_400, "{key} lives {ttl} s");

@@ -164,7 +164,8 @@ async fn before_publication_a_day_has_no_files_no_proofs_no_listing_and_no_visib
 async fn after_redis_loses_its_data_reads_and_refusals_come_from_postgres_until_a_warm_restores_them(
 ) {
     let app = spawn_app_with(Options::default(), |s| s.auto_warm = false).await;
-    let redis = RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap();
+    let redis =
+        RedisStore::connect(&app.settings.redis_endpoint(), &app.settings.key_prefix).unwrap();
     maskdraw::cache::warm::warm(&app.settings, &app.db, &redis)
         .await
         .unwrap();
@@ -251,7 +252,8 @@ async fn a_server_warms_redis_by_itself_when_it_finds_it_has_lost_its_data() {
     let (ticket, _) = reserve(&app, &district_pharmacies(&app, 1)[0], "KN95", true).await;
     app.wait_for_tickets("registered", 1, Duration::from_secs(30))
         .await;
-    let redis = RedisStore::connect(&app.settings.redis_url, &app.settings.key_prefix).unwrap();
+    let redis =
+        RedisStore::connect(&app.settings.redis_endpoint(), &app.settings.key_prefix).unwrap();
     redis.delete_all().await.unwrap();
     let start = Instant::now();
     while !redis.is_warm().await.unwrap() {

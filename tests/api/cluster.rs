@@ -19,7 +19,17 @@ struct AppDb(String);
 impl Drop for AppDb {
     fn drop(&mut self) {
         let _ = std::process::Command::new("psql")
-            .args(["-X", "-w", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c"])
+            .args([
+                "-X",
+                "-w",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+            ])
             .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0))
             .output();
     }
@@ -54,7 +64,10 @@ fn registered(rows: &[sea_orm::QueryResult]) -> HashMap<String, Vec<String>> {
 
 #[tokio::test]
 async fn through_nginx_two_serves_and_two_persisters_lose_nothing_when_a_broker_node_is_killed() {
-    let db_name = format!("md_cluster_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let db_name = format!(
+        "md_cluster_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     let _db = AppDb(db_name.clone());
     let cluster = Cluster::with_apps(&db_name);
     let up = cluster.script(&["up"]);
@@ -134,7 +147,10 @@ async fn through_nginx_two_serves_and_two_persisters_lose_nothing_when_a_broker_
         .map(|(s, _)| *s)
         .filter(|s| *s != 202 && *s != 503)
         .collect();
-    assert!(others.is_empty(), "answers other than 202 and 503: {others:?}");
+    assert!(
+        others.is_empty(),
+        "answers other than 202 and 503: {others:?}"
+    );
     assert!(accepted.len() > 100, "{} accepted", accepted.len());
     accepted.extend(
         simultaneous

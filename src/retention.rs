@@ -138,7 +138,11 @@ impl fmt::Display for RetentionReport {
             self.keep_days, self.cutoff
         )?;
         if !self.removed_anything() {
-            writeln!(f, "nothing to remove: nothing older than {} is left", self.cutoff)?;
+            writeln!(
+                f,
+                "nothing to remove: what was due before {} is already gone",
+                self.cutoff
+            )?;
         } else {
             let rows: i64 = self.partitions.iter().map(|p| p.rows).sum();
             let names: Vec<&str> = self.partitions.iter().map(|p| p.name.as_str()).collect();
@@ -157,7 +161,7 @@ impl fmt::Display for RetentionReport {
             let dates: BTreeSet<NaiveDate> = self.dirs.iter().map(|d| d.date).collect();
             writeln!(
                 f,
-                "  directories removed:     {} of {} day(s) ({} files, {}){}",
+                "  directories removed:     {} for {} day(s) ({} files, {}){}",
                 self.dirs.len(),
                 dates.len(),
                 self.dirs.iter().map(|d| d.files).sum::<u64>(),

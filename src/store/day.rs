@@ -742,9 +742,9 @@ pub async fn record_draw(
         "ANALYZE {}, draw_winners",
         super::partitions::Table::DrawEntries.partition(date)
     ))
-        .execute(pg(db))
-        .await
-        .map_err(sqlx_err)?;
+    .execute(pg(db))
+    .await
+    .map_err(sqlx_err)?;
     Ok(())
 }
 

@@ -13,10 +13,10 @@
 //!   and a redelivered reservation carries both, so a redelivery still lands on the same key.
 //! - The partial unique index "one registered ticket per person" cannot include the key (it
 //!   would then be one per person per month). `active_persons` (person_tag primary key) holds
-//!   each registered ticket's claim: the persister claims before it stores the ticket, and a
-//!   trigger on `tickets` refuses a registered row without its claim (SQLSTATE 23505, named
-//!   `tickets_one_active_per_person` like the index it replaces) and gives the claim back when
-//!   the ticket leaves `registered` or is deleted. The guarantee stays in PostgreSQL.
+//!   each registered ticket's claim: the persister claims before it stores the ticket, and
+//!   statement triggers on `tickets` refuse a registered row without its claim (SQLSTATE 23505,
+//!   named `tickets_one_active_per_person` like the index it replaces) and give the claim back
+//!   when the ticket leaves `registered` or is deleted. The guarantee stays in PostgreSQL.
 //! - `draw_winners.ticket_id` can no longer reference `tickets (ticket_id)` (not unique alone).
 //!   The draw writes winners from tickets it read in the same transaction, as it already does
 //!   for `draw_entries`, which never had a foreign key.
@@ -46,13 +46,12 @@ BEGIN
         RETURN false;
     END IF;
     -- Rows the default partition took for this month move into the new one; the claims of
-    -- registered ones stay as they are (the trigger skips rows being moved).
-    PERFORM set_config('maskdraw.moving_rows', 'on', true);
+    -- registered ones stay as they are (the claim triggers are the parent's, statement-level:
+    -- they do not see a DELETE on a partition).
     EXECUTE format('CREATE TABLE %I (LIKE tickets INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
     EXECUTE format('WITH moved AS (DELETE FROM tickets_default WHERE accepted_at >= %L AND accepted_at < %L RETURNING *) '
                    'INSERT INTO %I SELECT * FROM moved', lo, hi, part);
     EXECUTE format('ALTER TABLE tickets ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', part, lo, hi);
-    PERFORM set_config('maskdraw.moving_rows', 'off', true);
     RETURN true;
 END
 $fn$;
@@ -128,48 +127,51 @@ SELECT person_tag, ticket_id FROM tickets_unpartitioned WHERE status = 'register
 
 DROP TABLE tickets_unpartitioned;
 
-CREATE FUNCTION tickets_keep_active_persons() RETURNS trigger LANGUAGE plpgsql AS $fn$
+-- The claims are checked and given back once per statement, over its transition tables: one
+-- anti-join per persister batch rather than a function call per row. Rows moved between
+-- partitions by an UPDATE of accepted_at appear in that UPDATE's tables, old and new, and keep
+-- their claim. (Statement triggers belong to the parent: writes go through `tickets`, as every
+-- writer's do; the partition maker's own moves out of the DEFAULT partition are not seen.)
+CREATE FUNCTION tickets_check_claims() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    bad record;
 BEGIN
-    IF current_setting('maskdraw.moving_rows', true) = 'on' THEN
-        RETURN NULL;
+    IF TG_OP = 'UPDATE' THEN
+        DELETE FROM active_persons a USING old_rows o
+        WHERE o.status = 'registered' AND a.person_tag = o.person_tag AND a.ticket_id = o.ticket_id
+          AND NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.ticket_id = o.ticket_id
+                          AND n.person_tag = o.person_tag AND n.status = 'registered');
     END IF;
-    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.status = 'registered' THEN
-        IF TG_OP = 'UPDATE' AND NEW.status = 'registered'
-           AND NEW.person_tag = OLD.person_tag AND NEW.ticket_id = OLD.ticket_id THEN
-            RETURN NULL;
-        END IF;
-        -- An UPDATE of accepted_at across a month moves the row: PostgreSQL deletes it from one
-        -- partition and inserts it into another, and fires DELETE and INSERT triggers. The claim
-        -- stays while the ticket is still registered somewhere.
-        IF TG_OP = 'UPDATE' OR NOT EXISTS (
-            SELECT 1 FROM tickets WHERE ticket_id = OLD.ticket_id AND person_tag = OLD.person_tag
-                AND status = 'registered') THEN
-            DELETE FROM active_persons WHERE person_tag = OLD.person_tag AND ticket_id = OLD.ticket_id;
-        END IF;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.status = 'registered' THEN
-        PERFORM 1 FROM active_persons WHERE person_tag = NEW.person_tag AND ticket_id = NEW.ticket_id;
-        IF NOT FOUND THEN
-            RAISE unique_violation USING
-                MESSAGE = format('person %s already holds a registered ticket (or %s was not claimed)',
-                                 NEW.person_tag, NEW.ticket_id),
-                CONSTRAINT = 'tickets_one_active_per_person',
-                TABLE = 'tickets';
-        END IF;
+    SELECT n.person_tag, n.ticket_id INTO bad FROM new_rows n
+    WHERE n.status = 'registered' AND NOT EXISTS (
+        SELECT 1 FROM active_persons a WHERE a.person_tag = n.person_tag AND a.ticket_id = n.ticket_id)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE unique_violation USING
+            MESSAGE = format('person %s already holds a registered ticket (or %s was not claimed)',
+                             bad.person_tag, bad.ticket_id),
+            CONSTRAINT = 'tickets_one_active_per_person',
+            TABLE = 'tickets';
     END IF;
     RETURN NULL;
 END
 $fn$;
--- Row triggers on the parent are cloned onto every partition, present and future. The WHEN
--- clauses keep the trigger off the rows it has nothing to do with (the rejected rows of a batch,
--- the draw's losers).
+CREATE FUNCTION tickets_release_claims() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    DELETE FROM active_persons a USING old_rows o
+    WHERE o.status = 'registered' AND a.person_tag = o.person_tag AND a.ticket_id = o.ticket_id;
+    RETURN NULL;
+END
+$fn$;
 CREATE TRIGGER tickets_one_active_per_person_insert AFTER INSERT ON tickets
-    FOR EACH ROW WHEN (NEW.status = 'registered') EXECUTE FUNCTION tickets_keep_active_persons();
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tickets_check_claims();
 CREATE TRIGGER tickets_one_active_per_person_update AFTER UPDATE ON tickets
-    FOR EACH ROW WHEN (OLD.status = 'registered' OR NEW.status = 'registered')
-    EXECUTE FUNCTION tickets_keep_active_persons();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tickets_check_claims();
 CREATE TRIGGER tickets_one_active_per_person_delete AFTER DELETE ON tickets
-    FOR EACH ROW WHEN (OLD.status = 'registered') EXECUTE FUNCTION tickets_keep_active_persons();
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tickets_release_claims();
 
 -- draw_entries ---------------------------------------------------------------------------
 ALTER TABLE draw_entries RENAME TO draw_entries_unpartitioned;
@@ -206,7 +208,8 @@ CREATE TABLE tickets_plain (LIKE tickets INCLUDING DEFAULTS INCLUDING CONSTRAINT
 INSERT INTO tickets_plain SELECT * FROM tickets;
 DROP TABLE tickets;
 DROP TABLE active_persons;
-DROP FUNCTION tickets_keep_active_persons();
+DROP FUNCTION tickets_check_claims();
+DROP FUNCTION tickets_release_claims();
 DROP FUNCTION tickets_ensure_month(date);
 ALTER TABLE tickets_plain RENAME TO tickets;
 ALTER TABLE tickets ADD PRIMARY KEY (ticket_id);

@@ -243,20 +243,10 @@ fn dates(from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
     from.iter_days().take_while(|d| *d < to).collect()
 }
 
-fn bar(on: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
-    if !on {
-        return indicatif::ProgressBar::hidden();
-    }
-    let b = indicatif::ProgressBar::new(len);
-    b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    b.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg:>24} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    b.set_message(msg.to_string());
+/// A progress bar on stderr for `total` steps of `stage` (nothing when `on` is false).
+fn bar(on: bool, total: u64, stage: &str) -> crate::day::Bar {
+    let b = crate::day::Bar::new(on);
+    lottery::Progress::start(&b, stage, total);
     b
 }
 
@@ -342,7 +332,7 @@ pub async fn run(
         locks.release().await;
         done?;
     }
-    progress.finish_and_clear();
+    progress.done();
 
     // Partitions whose whole month is older than the cutoff, unless they hold a kept day's
     // data: draw_entries the day's own month; tickets the months whose tickets could have
@@ -409,7 +399,7 @@ pub async fn run(
             name: p.name.clone(),
         });
     }
-    progress.finish_and_clear();
+    progress.done();
 
     // Personal data of the tickets a kept partition still holds. Not of tickets that may have
     // entered a kept day: the draw of a sealed day reads its winners' masked ids from them.
@@ -439,7 +429,7 @@ pub async fn run(
                 None => break,
             }
         }
-        progress.finish_and_clear();
+        progress.done();
     }
     for table in [Table::Tickets, Table::DrawEntries] {
         let n = partitions::default_rows(db, table).await?;

@@ -383,13 +383,7 @@ impl DayLock {
         // Out of the pool for good: a pooled connection would go back to the pool still
         // holding the session's lock.
         let mut conn = pg(db).acquire().await.map_err(sqlx_err)?.detach();
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-            .bind(key.0)
-            .bind(key.1)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(sqlx_err)?;
-        if got {
+        if try_lock(&mut conn, key).await? {
             Ok(Some(Self {
                 conn: Some(conn),
                 key,
@@ -414,6 +408,16 @@ impl DayLock {
     }
 }
 
+/// Takes the session advisory lock `key` on `conn` if nobody holds it.
+async fn try_lock(conn: &mut sqlx::PgConnection, key: (i32, i32)) -> Result<bool, DbErr> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+        .bind(key.0)
+        .bind(key.1)
+        .fetch_one(conn)
+        .await
+        .map_err(sqlx_err)
+}
+
 /// Several day locks at once on one connection of its own: all of them or none (retention
 /// takes every seal and draw lock of the dates whose data it removes).
 pub struct DayLocks {
@@ -432,14 +436,7 @@ impl DayLocks {
     ) -> Result<Option<Self>, DbErr> {
         let mut conn = pg(db).acquire().await.map_err(sqlx_err)?.detach();
         for (step, date) in locks {
-            let key = DayLock::key(*step, *date);
-            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-                .bind(key.0)
-                .bind(key.1)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(sqlx_err)?;
-            if !got {
+            if !try_lock(&mut conn, DayLock::key(*step, *date)).await? {
                 // Closing the session releases every lock it took.
                 let _ = sqlx::Connection::close(conn).await;
                 return Ok(None);

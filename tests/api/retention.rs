@@ -11,7 +11,7 @@ use maskdraw::store::tickets;
 use migration::MigratorTrait;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 
-use crate::helpers::{isolated_settings, PG_ADMIN};
+use crate::helpers::{isolated_settings, remove_isolated};
 
 /// A database of its own (not migrated) and settings whose directories are its own.
 struct Scratch {
@@ -68,17 +68,7 @@ impl Scratch {
 
     async fn teardown(self) {
         self.db.close().await.ok();
-        if let Some(root) = self.settings.keys_dir.parent() {
-            let _ = std::fs::remove_dir_all(root);
-        }
-        if let Ok(admin) = Database::connect(PG_ADMIN).await {
-            let _ = admin
-                .execute(Statement::from_string(
-                    DbBackend::Postgres,
-                    format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name),
-                ))
-                .await;
-        }
+        remove_isolated(&self.settings, &self.db_name).await;
     }
 }
 

@@ -712,3 +712,110 @@ async fn retention_removes_exactly_the_old_partitions_directories_and_personal_d
     assert!(third.to_string().contains("nothing to remove"), "{third}");
     w.s.teardown().await;
 }
+
+/// Sequential and index scans of a table so far, as the statistics collector has them.
+async fn scans(s: &Scratch, table: &str) -> i64 {
+    s.count(&format!(
+        "SELECT COALESCE(seq_scan, 0) + COALESCE(idx_scan, 0) FROM pg_stat_user_tables \
+         WHERE relname = '{table}'"
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn a_ticket_lookup_reads_only_the_months_its_draw_dates_can_be_in() {
+    let s = Scratch::new().await;
+    // Everything on one connection, so that it can be asked to hand its statistics over.
+    let mut opts = sea_orm::ConnectOptions::new(s.settings.database_url.clone());
+    opts.max_connections(1).sqlx_logging(false);
+    let one = Database::connect(opts).await.unwrap();
+    let flush = || async {
+        one.execute_unprepared("SELECT pg_stat_force_next_flush()")
+            .await
+            .unwrap();
+    };
+    maskdraw::startup::migrate(&one).await.unwrap();
+    for m in [
+        "2026-05-01",
+        "2026-06-01",
+        "2026-07-01",
+        "2026-08-01",
+        "2026-09-01",
+    ] {
+        for t in [Table::Tickets, Table::DrawEntries] {
+            partitions::ensure(&one, t, date(m)).await.unwrap();
+        }
+    }
+    // The ticket, accepted on 20 June and valid ten days, entered three draws across two
+    // months; other tickets' entries fill every month (enough of them that PostgreSQL looks
+    // a ticket up by index rather than reading small tables whole, as it would in production).
+    one.execute_unprepared(&format!(
+        "INSERT INTO tickets ({TICKET_COLUMNS}) VALUES {}, {}; \
+         INSERT INTO draw_entries (ticket_id, draw_date, leaf_index) VALUES \
+         ('{t}', '2026-06-21', 0), ('{t}', '2026-06-29', 0), ('{t}', '2026-07-01', 0); \
+         INSERT INTO draw_entries (ticket_id, draw_date, leaf_index) \
+         SELECT '{o}', d, 0 FROM generate_series(DATE '2026-05-01', DATE '2026-09-30', interval '1 day') d; \
+         INSERT INTO draw_entries (ticket_id, draw_date, leaf_index) \
+         SELECT '01OTHER' || lpad(i::text, 19, '0'), DATE '2026-05-01' + i % 153, i \
+         FROM generate_series(1, 100000) i; \
+         ANALYZE tickets, draw_entries",
+        ticket_values(1, "p1", "expired", "2026-06-20T03:00:00Z"),
+        ticket_values(2, "p2", "expired", "2026-05-01T03:00:00Z"),
+        t = tid(1),
+        o = tid(2),
+    ))
+    .await
+    .unwrap();
+    flush().await;
+    let months = ["202605", "202606", "202607", "202608", "202609"];
+    let read = || async {
+        let mut out = Vec::new();
+        for m in months {
+            out.push(scans(&s, &format!("draw_entries_p{m}")).await);
+        }
+        out
+    };
+    // The set-up's statistics are in once September's inserted rows show.
+    let start = std::time::Instant::now();
+    while s
+        .count("SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'draw_entries_p202609'")
+        .await
+        < 30
+    {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let before = read().await;
+    let (_, entries) = maskdraw::store::draws::ticket_with_entries(&one, &tid(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| e.date.to_string())
+            .collect::<Vec<_>>(),
+        ["2026-06-21", "2026-06-29", "2026-07-01"]
+    );
+    flush().await;
+    let after = loop {
+        let now = read().await;
+        if now[1] > before[1] {
+            break now;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the lookup's scans never showed: {before:?} → {now:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    // June and July were read; May, August and September were not even opened.
+    assert!(after[2] > before[2], "{before:?} → {after:?}");
+    assert_eq!(
+        (after[0], after[3], after[4]),
+        (before[0], before[3], before[4]),
+        "{before:?} → {after:?}"
+    );
+    one.close().await.ok();
+    s.teardown().await;
+}

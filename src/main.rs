@@ -125,6 +125,15 @@ enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// Forget on time: drop the partitions, snapshot and export directories of the days older
+    /// than N days, and erase the personal data of the tickets accepted before them (never a
+    /// day not yet drawn or being sealed or drawn). Idempotent; prints what it removed.
+    Retention {
+        /// Days to keep, counted back from today in the city's zone (at least validity_days +
+        /// cooldown_days + 3).
+        #[arg(long)]
+        keep_days: u32,
+    },
     /// Run a whole simulated day against the real services, in a database of its own.
     Demo {
         #[arg(long, default_value_t = 2000)]
@@ -280,6 +289,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{report}");
             Ok(())
         }
+        Command::Retention { keep_days } => retention(settings, keep_days).await,
         Command::Demo {
             citizens,
             date,
@@ -319,6 +329,27 @@ async fn context(settings: Settings) -> anyhow::Result<DayContext> {
         catalog,
         progress: true,
     })
+}
+
+/// `maskdraw retention`: the summary on stdout, progress on stderr.
+async fn retention(settings: Settings, keep_days: u32) -> anyhow::Result<()> {
+    let db = startup::connect_db(&settings.database_url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    startup::migrate(&db).await.context("migrating")?;
+    let today = chrono::Utc::now()
+        .with_timezone(&settings.tz()?)
+        .date_naive();
+    let opts = maskdraw::retention::RetentionOptions {
+        keep_days,
+        today,
+        progress: true,
+    };
+    let report = maskdraw::retention::run(&settings, &db, &opts)
+        .await
+        .context("retention")?;
+    print!("{report}");
+    Ok(())
 }
 
 /// `maskdraw token`: issues a token (printed alone on stdout) or revokes.

@@ -110,12 +110,15 @@ pub async fn migrate_url(url: &str) -> Result<(), sea_orm::DbErr> {
     done
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration and makes the partitions around today.
 ///
 /// # Errors
 /// When the database cannot be reached or a migration fails.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
-    migration::Migrator::up(db, None).await
+    migration::Migrator::up(db, None).await?;
+    // The partitions the next rows will need, before they come (see store::partitions).
+    crate::store::partitions::ensure_around(db, chrono::Utc::now().date_naive()).await?;
+    Ok(())
 }
 
 /// What the fallback stream demands of Redis under these settings.

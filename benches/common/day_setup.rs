@@ -68,18 +68,24 @@ pub async fn load_tickets(
         sql_base32(rnd, 10)
     );
     let from = accepted_from.format("%Y-%m-%dT%H:%M:%S%.6fZ");
+    // Each registered ticket holds its person's claim in `active_persons` (the trigger on
+    // `tickets` refuses one without it); both come from the same rows in one statement.
     let load_sql = format!(
-        "INSERT INTO tickets (ticket_id, person_tag, phone_tag, masked_id, pharmacy_id, product_id, \
-                              flexible, status, accepted_at, valid_until) \
-         SELECT {ticket_expr}, h, md5('phone' || i), \
-                '4401**********' || lpad((i % 1000)::text, 3, '0') || 'X', \
-                ({ph_array})[1 + floor({np} * power((('x' || substr(r, 14, 8))::bit(32)::bigint) / 4294967296.0, 2))::int], \
+        "WITH rows AS ( \
+           SELECT {ticket_expr} AS ticket_id, h AS person_tag, md5('phone' || i) AS phone_tag, \
+                '4401**********' || lpad((i % 1000)::text, 3, '0') || 'X' AS masked_id, \
+                ({ph_array})[1 + floor({np} * power((('x' || substr(r, 14, 8))::bit(32)::bigint) / 4294967296.0, 2))::int] AS pharmacy_id, \
                 (ARRAY['PLAIN','PLAIN','PLAIN','PLAIN','KN95','KN95','KN95','MED-CARE','MED-CARE','MED-SURG'])\
-                    [1 + (('x' || substr(r, 22, 4))::bit(16)::int % 10)], \
-                substr(r, 26, 1) < '8', 'registered', \
-                TIMESTAMPTZ '{from}' + i * (interval '3 hours' / {n}), \
-                TIMESTAMPTZ '{from}' + i * (interval '3 hours' / {n}) + interval '{validity} days' \
-         FROM (SELECT i, md5(i::text) AS h, md5('rnd' || i) AS r FROM generate_series(0, {last}) AS i) s",
+                    [1 + (('x' || substr(r, 22, 4))::bit(16)::int % 10)] AS product_id, \
+                substr(r, 26, 1) < '8' AS flexible, \
+                TIMESTAMPTZ '{from}' + i * (interval '3 hours' / {n}) AS accepted_at, \
+                TIMESTAMPTZ '{from}' + i * (interval '3 hours' / {n}) + interval '{validity} days' AS valid_until \
+           FROM (SELECT i, md5(i::text) AS h, md5('rnd' || i) AS r FROM generate_series(0, {last}) AS i) s), \
+         claims AS (INSERT INTO active_persons (person_tag, ticket_id) SELECT person_tag, ticket_id FROM rows) \
+         INSERT INTO tickets (ticket_id, person_tag, phone_tag, masked_id, pharmacy_id, product_id, \
+                              flexible, status, accepted_at, valid_until) \
+         SELECT ticket_id, person_tag, phone_tag, masked_id, pharmacy_id, product_id, flexible, \
+                'registered', accepted_at, valid_until FROM rows",
         np = pharmacies.len(),
         last = n - 1,
         validity = ctx.settings.validity_days,

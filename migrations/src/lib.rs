@@ -8,6 +8,7 @@ mod m20261124_000003_expiry_index_and_entrants_sha256;
 mod m20261202_000004_draw_entries_point_lookup;
 mod m20261203_000001_pharmacy_tokens;
 mod m20261204_000005_seal_and_draw_progress;
+mod m20261205_000006_partition_tickets_and_entries;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000004_draw_entries_point_lookup::Migration),
             Box::new(m20261203_000001_pharmacy_tokens::Migration),
             Box::new(m20261204_000005_seal_and_draw_progress::Migration),
+            Box::new(m20261205_000006_partition_tickets_and_entries::Migration),
         ]
     }
 }

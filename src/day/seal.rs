@@ -217,6 +217,9 @@ pub async fn seal_with(
     let cut = cutoff(&ctx.settings, date)?;
     let cooling = cooling_from(&ctx.settings, date)?;
     let ttl = ticket_ttl(&ctx.settings)?;
+    // The nightly seal keeps the partitions ahead of the rows (a server that has not restarted
+    // for months has not made them).
+    crate::store::partitions::ensure_around(&ctx.db, date).await?;
     let lock = lock_day(&ctx.db, Step::Seal, date).await?;
     let sealed = seal_locked(ctx, date, key, opts, out, cut, cooling, ttl).await;
     lock.release().await;

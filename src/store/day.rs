@@ -383,13 +383,7 @@ impl DayLock {
         // Out of the pool for good: a pooled connection would go back to the pool still
         // holding the session's lock.
         let mut conn = pg(db).acquire().await.map_err(sqlx_err)?.detach();
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-            .bind(key.0)
-            .bind(key.1)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(sqlx_err)?;
-        if got {
+        if try_lock(&mut conn, key).await? {
             Ok(Some(Self {
                 conn: Some(conn),
                 key,
@@ -407,6 +401,54 @@ impl DayLock {
             let _ = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
                 .bind(self.key.0)
                 .bind(self.key.1)
+                .execute(&mut conn)
+                .await;
+            let _ = sqlx::Connection::close(conn).await;
+        }
+    }
+}
+
+/// Takes the session advisory lock `key` on `conn` if nobody holds it.
+async fn try_lock(conn: &mut sqlx::PgConnection, key: (i32, i32)) -> Result<bool, DbErr> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+        .bind(key.0)
+        .bind(key.1)
+        .fetch_one(conn)
+        .await
+        .map_err(sqlx_err)
+}
+
+/// Several day locks at once on one connection of its own: all of them or none (retention
+/// takes every seal and draw lock of the dates whose data it removes).
+pub struct DayLocks {
+    conn: Option<sqlx::PgConnection>,
+}
+
+impl DayLocks {
+    /// Takes the locks of every (`step`, `date`) if nobody holds any; `None` at once if somebody
+    /// holds one (those taken meanwhile are given back).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn try_acquire(
+        db: &DatabaseConnection,
+        locks: &[(Step, NaiveDate)],
+    ) -> Result<Option<Self>, DbErr> {
+        let mut conn = pg(db).acquire().await.map_err(sqlx_err)?.detach();
+        for (step, date) in locks {
+            if !try_lock(&mut conn, DayLock::key(*step, *date)).await? {
+                // Closing the session releases every lock it took.
+                let _ = sqlx::Connection::close(conn).await;
+                return Ok(None);
+            }
+        }
+        Ok(Some(Self { conn: Some(conn) }))
+    }
+
+    /// Releases every lock (by closing the session that holds them).
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let _ = sqlx::query("SELECT pg_advisory_unlock_all()")
                 .execute(&mut conn)
                 .await;
             let _ = sqlx::Connection::close(conn).await;
@@ -639,6 +681,9 @@ pub async fn record_draw(
     entrants: &[u128],
     winners: &[WinnerRow],
 ) -> Result<(), DbErr> {
+    // The month's partition of `draw_entries` before its rows (outside the transaction: the
+    // maker's lock is not held through the COPY).
+    super::partitions::ensure(db, super::partitions::Table::DrawEntries, date).await?;
     let mut tx = pg(db).begin().await.map_err(sqlx_err)?;
     sqlx::query("INSERT INTO draws (draw_date, seed, winners, draw_txt, publish_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(date)
@@ -687,11 +732,16 @@ pub async fn record_draw(
     tx.commit().await.map_err(sqlx_err)?;
     // Millions of new rows at once: without fresh statistics the planner may not see that a
     // ticket has a handful of entries, and the status fallback's point lookup turns into a
-    // scan. ANALYZE samples a fixed number of rows, so it costs the same on any day.
-    sqlx::query("ANALYZE draw_entries, draw_winners")
-        .execute(pg(db))
-        .await
-        .map_err(sqlx_err)?;
+    // scan. ANALYZE samples a fixed number of rows, so it costs the same on any day; only the
+    // month's partition of `draw_entries` changed (ANALYZE of the parent would sample every
+    // retained month).
+    sqlx::query(&format!(
+        "ANALYZE {}, draw_winners",
+        super::partitions::Table::DrawEntries.partition(date)
+    ))
+    .execute(pg(db))
+    .await
+    .map_err(sqlx_err)?;
     Ok(())
 }
 

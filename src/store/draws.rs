@@ -121,6 +121,13 @@ pub async fn drawn_days(db: &DatabaseConnection) -> Result<Vec<DrawnDay>, DbErr>
 /// Tickets with every draw each entered, in one statement (the status fallback and the lookup):
 /// point lookups through the primary key, `draw_entries (ticket_id)` and `draw_winners`'
 /// primary key. `filter` is a fixed condition on `t` with parameters `$1`, `$2`…
+///
+/// `draw_entries` is partitioned by month of draw date. A ticket can only have entered draws
+/// whose cutoff (the evening before the draw date, local time) fell between its acceptance
+/// and the end of its validity, so its draw dates lie between the UTC date of `accepted_at`
+/// minus one and that of `valid_until` plus two (a zone is less than a day from UTC). Saying
+/// so lets PostgreSQL skip, while it runs the join, every month's partition outside that span:
+/// the lookup reads one or two partitions' indexes, not every retained month's.
 async fn with_entries(
     db: &DatabaseConnection,
     filter: &str,
@@ -138,6 +145,8 @@ async fn with_entries(
                         w.pickup_code, w.roll \
                  FROM (SELECT {cols} FROM tickets t WHERE {filter} ORDER BY ticket_id DESC LIMIT 50) t \
                  LEFT JOIN draw_entries e ON e.ticket_id = t.ticket_id \
+                      AND e.draw_date BETWEEN (t.accepted_at AT TIME ZONE 'UTC')::date - 1 \
+                                          AND (t.valid_until AT TIME ZONE 'UTC')::date + 2 \
                  LEFT JOIN draw_winners w ON w.draw_date = e.draw_date AND w.ticket_id = e.ticket_id \
                  ORDER BY t.ticket_id DESC, e.draw_date",
                 cols = TICKET_COLUMNS,

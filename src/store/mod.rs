@@ -4,6 +4,7 @@
 
 pub mod day;
 pub mod draws;
+pub mod partitions;
 pub mod phone_codes;
 pub mod redis;
 pub mod tickets;

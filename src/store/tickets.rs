@@ -63,11 +63,72 @@ fn bind_columns<'q>(
         .bind(events.iter().map(|e| e.valid_until).collect::<Vec<_>>())
 }
 
-/// Inserts a batch of reservations in one transaction, idempotent on `ticket_id`:
-/// `ON CONFLICT DO NOTHING` skips both redeliveries and persons who already hold an active
-/// ticket (the partial unique index). A person's older ticket whose validity has ended (the
-/// next seal would expire it; the Redis lock ended with it, so intake let the person in again)
-/// is expired here and the new ticket stored; the rest are stored as `rejected`.
+/// Claims the slot "one registered ticket per person" (`active_persons`) for the listed tickets
+/// of the batch; returns the tickets whose claim was taken. `ON CONFLICT DO NOTHING` skips a
+/// person who holds a claim (and the second of two tickets of one person in the batch); a
+/// concurrent claim for the same person waits for the other transaction and is then skipped.
+async fn claim(
+    tx: &mut sea_orm::sqlx::PgConnection,
+    events: &[ReservationEvent],
+    only: &[&str],
+) -> Result<Vec<String>, DbErr> {
+    let only: std::collections::HashSet<&str> = only.iter().copied().collect();
+    let (tickets, persons): (Vec<&str>, Vec<&str>) = events
+        .iter()
+        .filter(|e| only.contains(e.ticket_id.as_str()))
+        .map(|e| (e.ticket_id.as_str(), e.person_tag.as_str()))
+        .unzip();
+    sea_orm::sqlx::query_scalar(
+        "INSERT INTO active_persons (person_tag, ticket_id) \
+         SELECT p, t FROM unnest($1::text[], $2::text[]) AS u(t, p) \
+         ON CONFLICT DO NOTHING RETURNING ticket_id",
+    )
+    .bind(&tickets)
+    .bind(&persons)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(sqlx_err)
+}
+
+/// Stores as `registered` the tickets whose claim was just taken; a claim whose ticket is
+/// already stored (a redelivery of a ticket that has left `registered` since) is given back.
+async fn store_claimed(
+    tx: &mut sea_orm::sqlx::PgConnection,
+    events: &[ReservationEvent],
+    claimed: &[String],
+) -> Result<Vec<String>, DbErr> {
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inserted: Vec<String> = bind_columns(&insert_sql("registered", true), events)
+        .bind(claimed)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(sqlx_err)?;
+    if inserted.len() < claimed.len() {
+        let stored: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+        let stale: Vec<&str> = claimed
+            .iter()
+            .map(String::as_str)
+            .filter(|t| !stored.contains(t))
+            .collect();
+        sea_orm::sqlx::query("DELETE FROM active_persons WHERE ticket_id = ANY($1::bpchar[])")
+            .bind(&stale)
+            .execute(&mut *tx)
+            .await
+            .map_err(sqlx_err)?;
+    }
+    Ok(inserted)
+}
+
+/// Inserts a batch of reservations in one transaction, idempotent on the ticket:
+/// each ticket first claims its person's slot in `active_persons` (the table that keeps "one
+/// registered ticket per person" in PostgreSQL since `tickets` is partitioned; a trigger on
+/// `tickets` refuses a registered row without its claim), then the claimed tickets are stored
+/// as `registered` with `ON CONFLICT DO NOTHING` on the primary key, which skips redeliveries.
+/// A person's older ticket whose validity has ended (the next seal would expire it; the Redis
+/// lock ended with it, so intake let the person in again) is expired here, which gives its
+/// claim back, and the new ticket stored; the rest are stored as `rejected`.
 ///
 /// # Errors
 /// When the database fails; nothing is committed then.
@@ -79,11 +140,9 @@ pub async fn insert_batch(
         return Ok(InsertOutcome::default());
     }
     let mut tx = pg(db).begin().await.map_err(sqlx_err)?;
-    let registered = insert_sql("registered", false);
-    let inserted: Vec<String> = bind_columns(&registered, events)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(sqlx_err)?;
+    let all: Vec<&str> = events.iter().map(|e| e.ticket_id.as_str()).collect();
+    let claimed = claim(&mut tx, events, &all).await?;
+    let inserted = store_claimed(&mut tx, events, &claimed).await?;
     let mut outcome = InsertOutcome {
         inserted,
         ..InsertOutcome::default()
@@ -114,6 +173,7 @@ pub async fn insert_batch(
                 .filter(|e| missing_set.contains(e.ticket_id.as_str()))
                 .map(|e| e.person_tag.as_str())
                 .collect();
+            // The trigger on `tickets` gives back the claims of the tickets expired here.
             outcome.expired = sea_orm::sqlx::query_scalar(
                 "UPDATE tickets SET status = 'expired' WHERE status = 'registered' \
                  AND valid_until <= now() AND person_tag = ANY($1::bpchar[]) RETURNING ticket_id",
@@ -123,11 +183,8 @@ pub async fn insert_batch(
             .await
             .map_err(sqlx_err)?;
             if !outcome.expired.is_empty() {
-                let now_in: Vec<String> = bind_columns(&insert_sql("registered", true), events)
-                    .bind(&missing)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(sqlx_err)?;
+                let claimed = claim(&mut tx, events, &missing).await?;
+                let now_in = store_claimed(&mut tx, events, &claimed).await?;
                 let now_in_set: std::collections::HashSet<&str> =
                     now_in.iter().map(String::as_str).collect();
                 missing.retain(|t| !now_in_set.contains(t));

@@ -240,17 +240,22 @@ impl TestApp {
             let _ = redis.delete_all().await;
         }
         drop(self.db);
-        if let Some(root) = self.settings.keys_dir.parent() {
-            let _ = std::fs::remove_dir_all(root);
-        }
-        if let Ok(admin) = Database::connect(PG_ADMIN).await {
-            let _ = admin
-                .execute(Statement::from_string(
-                    DbBackend::Postgres,
-                    format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name),
-                ))
-                .await;
-        }
+        remove_isolated(&self.settings, &self.db_name).await;
+    }
+}
+
+/// Removes what [`isolated_settings`] made: the test's directories and its database.
+pub async fn remove_isolated(settings: &Settings, db_name: &str) {
+    if let Some(root) = settings.keys_dir.parent() {
+        let _ = std::fs::remove_dir_all(root);
+    }
+    if let Ok(admin) = Database::connect(PG_ADMIN).await {
+        let _ = admin
+            .execute(Statement::from_string(
+                DbBackend::Postgres,
+                format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
+            ))
+            .await;
     }
 }
 

@@ -19,5 +19,6 @@ mod poison;
 mod publication;
 mod redis_cluster;
 mod reservations;
+mod retention;
 mod secrets;
 mod timeouts;

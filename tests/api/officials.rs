@@ -12,7 +12,7 @@ use maskdraw::store::redis::RedisStore;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::day::{backdate, days, district_pharmacies, reserve, today, Day};
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, Options, TestApp};
 use day::Crash;
 use maskdraw::store::day::{DayLock, Step};
 
@@ -472,7 +472,9 @@ async fn redis_outcomes(d: &Day, tickets: &[String], date: NaiveDate) -> Vec<(St
 
 #[tokio::test]
 async fn a_draw_whose_redis_step_failed_is_finished_by_running_it_again() {
-    let app = spawn_app().await;
+    // No warm of its own: it would copy the recorded outcomes into Redis, which this test
+    // must see the draw leave empty.
+    let app = spawn_app_with(Options::default(), |s| s.auto_warm = false).await;
     let date = today() - days(1);
     let d = Day::new(&app).await;
     let ph = district_pharmacies(&app, 1);
@@ -776,7 +778,9 @@ async fn a_draw_that_died_after_pinning_its_seed_can_only_be_finished_with_that_
 
 #[tokio::test]
 async fn a_draw_that_died_after_its_record_is_finished_by_draw_resume() {
-    let app = spawn_app().await;
+    // No warm of its own: it would copy the recorded outcomes into Redis, which this test
+    // must see the draw leave empty.
+    let app = spawn_app_with(Options::default(), |s| s.auto_warm = false).await;
     // Drawn yesterday: Redis's outcomes are what citizens read at once.
     let date = today() - days(1);
     let d = Day::new(&app).await;

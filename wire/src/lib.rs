@@ -3,6 +3,7 @@
 //! the broker's envelope. No IO and no server dependencies, so that the fuzz targets
 //! (`fuzz/`, ARCHITECTURE.md "Fuzzing") build this crate in seconds rather than the whole
 //! service.
+#![forbid(unsafe_code)]
 
 pub mod body;
 pub mod domain;

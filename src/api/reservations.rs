@@ -222,18 +222,7 @@ async fn admit(
     }
     let valid_until = now + chrono::Duration::days(i64::from(state.settings.validity_days));
     let ticket = TicketId::generate(now.timestamp_millis().max(0) as u64).to_string();
-    let event = ReservationEvent {
-        ticket_id: ticket.clone(),
-        person_tag: tag.clone(),
-        phone_tag: phone_tag(secret, &input.phone),
-        masked_id: input.id_number.masked(),
-        pharmacy_id: input.pharmacy_id.clone(),
-        product_id: input.product_id.clone(),
-        flexible: input.flexible,
-        accepted_at: now,
-        valid_until,
-    };
-    drop(input);
+    let event = input.into_event(secret, ticket.clone(), tag.clone(), now, valid_until);
     // The lock lives exactly as long as the ticket is valid: from then on the person may
     // reserve again (the persister expires the old ticket if no seal has yet).
     let lock_ttl = (valid_until - now).num_seconds().max(1) as u64;

@@ -15,9 +15,9 @@
 #   FUZZ_SANITIZER=address scripts/fuzz.sh 600   # AddressSanitizer: nightly, installed if missing
 #
 # Builds on the machine's own toolchain with --sanitizer none (the crates fuzzed forbid unsafe
-# code, so a sanitizer finds nothing the panics and assertions do not), with debug assertions
-# and overflow checks on, into target/fuzz. Prints one line per target and exits non-zero when
-# any target crashed.
+# code, so a sanitizer would watch only their dependencies), with debug assertions and overflow
+# checks on, into target/fuzz (a sanitizer's build goes to target/fuzz-nightly-SANITIZER).
+# Prints one line per target and exits non-zero when any target crashed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,7 +45,10 @@ fi
 cargo_fuzz() { cargo ${toolchain:++$toolchain} fuzz "$@"; }
 
 # Every build option of `cargo fuzz run` must equal the build's, or it builds again.
-build=(-s "$sanitizer" --debug-assertions --codegen-units 16 --target-dir target/fuzz)
+# A build per sanitizer, so that switching does not rebuild the other one.
+target_dir=target/fuzz${toolchain:+-$toolchain}
+[[ $sanitizer == none ]] || target_dir+=-$sanitizer
+build=(-s "$sanitizer" --debug-assertions --codegen-units 16 --target-dir "$target_dir")
 
 all=$(cargo_fuzz list)
 if (($# > 0)); then

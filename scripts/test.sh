@@ -3,9 +3,11 @@
 # installs what the page's tests need when it is missing (Node.js and npm, Debian's Chromium, a
 # Chinese font for the screenshots, the harness's playwright-core) and the tools the deploy/
 # tests run (scripts/tools.sh: promtool, nginx, systemd-analyze, LibreOffice Calc for the exports
-# test, and schemathesis from PyPI in a virtualenv under target/ for the generated-requests
-# test), then runs every test of the workspace against them. The page's Node unit tests and the
-# browser tests run inside `cargo test` (tests/api/browser.rs). Exits non-zero when any test fails.
+# test, schemathesis from PyPI in a virtualenv under target/ for the generated-requests test, and
+# cargo-fuzz from crates.io for the fuzz targets), then runs every test of the workspace against
+# them. The page's Node unit tests and the browser tests run inside `cargo test`
+# (tests/api/browser.rs), and so does a five-second run of every fuzz target
+# (tests/api/fuzzing.rs: scripts/fuzz.sh 5). Exits non-zero when any test fails.
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh -p lottery # extra arguments go to cargo test

@@ -4,7 +4,10 @@
 # its GUI (`libreoffice-calc-nogui`, about 300 MB), which the exports test opens them with. Their daemons are never
 # started: a policy-rc.d that refuses every start is in place during the install (Debian's
 # packages otherwise start prometheus and nginx on install). And schemathesis (PyPI, pinned)
-# for tests/api/conformance.rs, in a virtualenv under target/.
+# for tests/api/conformance.rs, in a virtualenv under target/. And cargo-fuzz (crates.io, pinned)
+# for tests/api/fuzzing.rs: it builds the fuzz targets on the machine's own toolchain with
+# --sanitizer none, so no nightly is needed (scripts/fuzz.sh installs nightly only when
+# FUZZ_SANITIZER asks for a sanitizer).
 #
 #   scripts/tools.sh
 set -euo pipefail
@@ -19,6 +22,13 @@ if [[ $("$venv/bin/schemathesis" --version 2>/dev/null) != *"$SCHEMATHESIS_VERSI
   note "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# The version scripts/fuzz.sh asks for.
+CARGO_FUZZ_VERSION=$(sed -n 's/^CARGO_FUZZ_VERSION=//p' scripts/fuzz.sh)
+if [[ $(cargo fuzz --version 2>/dev/null) != *"$CARGO_FUZZ_VERSION"* ]]; then
+  note "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+  cargo install --quiet cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
 fi
 
 declare -A PACKAGE=([promtool]=prometheus [nginx]=nginx [systemd-analyze]=systemd [envsubst]=gettext-base

@@ -125,3 +125,13 @@ impl Catalog {
         self.products.get(id)
     }
 }
+
+impl maskdraw_wire::body::Known for Catalog {
+    fn has_pharmacy(&self, id: &str) -> bool {
+        self.pharmacy(id).is_some()
+    }
+
+    fn has_product(&self, id: &str) -> bool {
+        self.product(id).is_some()
+    }
+}

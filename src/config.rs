@@ -252,8 +252,8 @@ impl Default for Settings {
     }
 }
 
-/// The longest validity or cooldown, in days: ten years.
-pub const MAX_DAYS: u32 = 3_650;
+/// The longest validity or cooldown, in days (the envelope's check uses the same bound).
+pub use maskdraw_wire::domain::MAX_DAYS;
 
 /// The highest rate limit (per second or per minute). governor's replenish interval is a
 /// second divided by the rate: beyond a million it loses its precision, and no client needs it.

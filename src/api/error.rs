@@ -168,6 +168,18 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<maskdraw_wire::body::BodyError> for ApiError {
+    fn from(e: maskdraw_wire::body::BodyError) -> Self {
+        use maskdraw_wire::body::BodyError;
+        match e {
+            BodyError::Malformed(message) => Self::new(Code::MalformedJson, message),
+            BodyError::Field { field, message } => {
+                Self::field(Code::ValidationFailed, field, message)
+            }
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
         Self::unavailable(&e)

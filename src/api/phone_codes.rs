@@ -19,8 +19,8 @@ use crate::admission::Call;
 use crate::domain::{phone_tag, Phone};
 use crate::store::phone_codes::{Consume, Issue};
 
-/// Digits in a code.
-pub const CODE_LEN: usize = 6;
+// A code's shape is checked by the reservation body's parser too (maskdraw-wire).
+pub use maskdraw_wire::body::{is_code, CODE_LEN};
 
 /// What Redis keeps of `code` for the phone with `phone_tag`.
 pub fn code_mac(secret: &[u8], phone_tag: &str, code: &str) -> String {
@@ -37,11 +37,6 @@ pub fn code_mac(secret: &[u8], phone_tag: &str, code: &str) -> String {
 fn new_code() -> String {
     let n: u32 = rand::rngs::OsRng.gen_range(0..1_000_000);
     format!("{n:0CODE_LEN$}")
-}
-
-/// Whether `s` has the shape of a code (checked before Redis is asked).
-pub fn is_code(s: &str) -> bool {
-    s.len() == CODE_LEN && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 pub async fn create(

@@ -4,29 +4,18 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use super::error::{ApiError, Code};
 use super::{client, db, AppState, WorkerRedis};
 use crate::admission::Call;
-use crate::domain::{
-    holder_secret, is_holder, person_tag, phone_tag, IdNumber, PersonName, Phone, TicketId,
-};
+use crate::domain::{holder_secret, is_holder, person_tag, phone_tag, IdNumber, Phone, TicketId};
 use crate::queue::ReservationEvent;
 use crate::store::draws::{self, Entry};
 use crate::store::redis::{RedisStore, Reserve, TicketStatus};
 use crate::store::tickets::{self, Standing, TicketRow};
 
-/// A reservation after parsing: only domain types from here on.
-pub struct NewReservation {
-    pub id_number: IdNumber,
-    pub phone: Phone,
-    pub pharmacy_id: String,
-    pub product_id: String,
-    pub flexible: bool,
-    /// The one-time code sent to `phone`, when given.
-    pub phone_code: Option<String>,
-}
+pub use maskdraw_wire::body::NewReservation;
+pub(super) use maskdraw_wire::body::{object, parse_with};
 
 pub(super) fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
     let ct = req
@@ -87,103 +76,16 @@ pub(super) async fn read_body(
 
 const MAX_BODY: usize = 4096;
 
-pub(super) fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::new(
-            Code::MalformedJson,
-            "the body must be a JSON object",
-        )),
-        Err(e) => Err(ApiError::new(
-            Code::MalformedJson,
-            format!("the body is not valid JSON: {e}"),
-        )),
-    }
-}
-
-fn string_field<'a>(m: &'a Map<String, Value>, field: &str) -> Result<&'a str, ApiError> {
-    match m.get(field) {
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(ApiError::field(
-            Code::ValidationFailed,
-            field,
-            format!("{field} must be a string"),
-        )),
-        None => Err(ApiError::field(
-            Code::ValidationFailed,
-            field,
-            format!("{field} is required"),
-        )),
-    }
-}
-
-pub(super) fn parse_with<T>(
-    m: &Map<String, Value>,
-    field: &str,
-    parse: impl Fn(&str) -> Result<T, crate::domain::ParseError>,
-) -> Result<T, ApiError> {
-    parse(string_field(m, field)?)
-        .map_err(|e| ApiError::field(Code::ValidationFailed, field, e.to_string()))
-}
-
-/// Turns the body into domain types before any IO (STYLE.md "Parse, don't validate").
+/// Turns the body into domain types before any IO (STYLE.md "Parse, don't validate"); the
+/// parser is maskdraw-wire's, which the fuzz targets exercise.
 ///
 /// # Errors
 /// `validation_failed` naming the first bad field, or `malformed_json`.
 pub fn parse_reservation(body: &[u8], state: &AppState) -> Result<NewReservation, ApiError> {
-    let m = object(body)?;
-    let id_number = parse_with(&m, "id_number", IdNumber::parse)?;
-    // The name is checked and dropped: nothing but the id's tag and mask is kept.
-    parse_with(&m, "name", PersonName::parse)?;
-    let phone = parse_with(&m, "phone", Phone::parse)?;
-    let pharmacy_id = string_field(&m, "pharmacy_id")?;
-    if state.catalog.pharmacy(pharmacy_id).is_none() {
-        return Err(ApiError::field(
-            Code::ValidationFailed,
-            "pharmacy_id",
-            "no such pharmacy",
-        ));
-    }
-    let product_id = string_field(&m, "product_id")?;
-    if state.catalog.product(product_id).is_none() {
-        return Err(ApiError::field(
-            Code::ValidationFailed,
-            "product_id",
-            "no such product",
-        ));
-    }
-    let flexible = match m.get("flexible") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ApiError::field(
-                Code::ValidationFailed,
-                "flexible",
-                "flexible must be true or false",
-            ))
-        }
-    };
-    // Absent, null and empty all mean "no code"; anything else is 6 digits.
-    let phone_code = match m.get("phone_code") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(c)) if c.is_empty() => None,
-        Some(Value::String(c)) if super::phone_codes::is_code(c) => Some(c.clone()),
-        Some(_) => {
-            return Err(ApiError::field(
-                Code::ValidationFailed,
-                "phone_code",
-                "phone_code is 6 digits",
-            ))
-        }
-    };
-    Ok(NewReservation {
-        id_number,
-        phone,
-        pharmacy_id: pharmacy_id.to_string(),
-        product_id: product_id.to_string(),
-        flexible,
-        phone_code,
-    })
+    Ok(maskdraw_wire::body::parse_reservation(
+        body,
+        &state.catalog,
+    )?)
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
@@ -320,18 +222,7 @@ async fn admit(
     }
     let valid_until = now + chrono::Duration::days(i64::from(state.settings.validity_days));
     let ticket = TicketId::generate(now.timestamp_millis().max(0) as u64).to_string();
-    let event = ReservationEvent {
-        ticket_id: ticket.clone(),
-        person_tag: tag.clone(),
-        phone_tag: phone_tag(secret, &input.phone),
-        masked_id: input.id_number.masked(),
-        pharmacy_id: input.pharmacy_id.clone(),
-        product_id: input.product_id.clone(),
-        flexible: input.flexible,
-        accepted_at: now,
-        valid_until,
-    };
-    drop(input);
+    let event = input.into_event(secret, ticket.clone(), tag.clone(), now, valid_until);
     // The lock lives exactly as long as the ticket is valid: from then on the person may
     // reserve again (the persister expires the old ticket if no seal has yet).
     let lock_ttl = (valid_until - now).num_seconds().max(1) as u64;

@@ -3,7 +3,8 @@
 
 pub mod broker;
 pub mod dlq;
-pub mod message;
+// The envelope is parsed in maskdraw-wire (no IO: fuzz/ builds it alone).
+pub use maskdraw_wire::envelope as message;
 pub mod publisher;
 pub mod relay;
 

@@ -9,6 +9,7 @@ mod day;
 mod deploy;
 mod durability;
 mod fallback_durability;
+mod fuzzing;
 mod hardening;
 mod helpers;
 mod locks;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{PharmacyId, ProductId, TicketId};
+use crate::domain::{PharmacyId, ProductId, TicketId, MAX_DAYS};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReservationEvent {
@@ -66,7 +66,7 @@ fn is_masked_id(s: &str) -> bool {
 }
 
 /// Times intake can have written: after the service existed, before the year 2200, and a
-/// validity no longer than the longest configurable one.
+/// validity no longer than the longest configurable one ([`MAX_DAYS`]).
 fn sane_times(r: &ReservationEvent) -> bool {
     let (lo, hi) = (
         DateTime::<Utc>::from_timestamp(1_577_836_800, 0), // 2020-01-01
@@ -78,7 +78,7 @@ fn sane_times(r: &ReservationEvent) -> bool {
     r.accepted_at >= lo
         && r.valid_until <= hi
         && r.valid_until > r.accepted_at
-        && r.valid_until - r.accepted_at <= chrono::Duration::days(400)
+        && r.valid_until - r.accepted_at <= chrono::Duration::days(i64::from(MAX_DAYS))
 }
 
 impl Envelope {
@@ -155,6 +155,23 @@ mod tests {
         assert_eq!(Envelope::parse(&env.to_bytes()).unwrap(), env);
     }
 
+    /// Found by the `reservation_body` fuzz target: with `validity_days` above 400 (the settings
+    /// allow up to 3,650) every reservation intake published was poison to the persister, which
+    /// still refused validities longer than 400 days.
+    #[test]
+    fn a_reservation_valid_for_the_longest_configurable_validity_is_not_poison() {
+        let body = br#"{"v":1,"reservations":[{"ticket_id":"01M83XJ8BV2KMCQBPZ2Y1HDWFK","person_tag":"b70c1400292ba6b615856dda289350c8","phone_tag":"d969a45ec8d45a4e60b8958c0b2375cd","masked_id":"4401**********5544","pharmacy_id":"G-","product_id":"S","flexible":false,"accepted_at":"2026-11-23T10:00:00.123Z","valid_until":"2036-11-20T10:00:00.123Z"}]}"#;
+        let env = Envelope::parse(body).unwrap();
+        let r = &env.reservations[0];
+        assert_eq!(
+            r.valid_until - r.accepted_at,
+            chrono::Duration::days(i64::from(MAX_DAYS))
+        );
+        let mut longer = r.clone();
+        longer.valid_until += chrono::Duration::milliseconds(1);
+        assert!(Envelope::parse(&Envelope::new(vec![longer]).to_bytes()).is_err());
+    }
+
     #[test]
     fn poison_is_recognised() {
         assert!(Envelope::parse(b"not json").is_err());
@@ -193,7 +210,9 @@ mod tests {
             ("times", Box::new(|e| e.valid_until = e.accepted_at)),
             (
                 "times",
-                Box::new(|e| e.valid_until = e.accepted_at + chrono::Duration::days(500)),
+                Box::new(|e| {
+                    e.valid_until = e.accepted_at + chrono::Duration::days(i64::from(MAX_DAYS) + 1)
+                }),
             ),
             (
                 "times",

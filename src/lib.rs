@@ -10,6 +10,7 @@ pub mod domain;
 pub mod metrics;
 pub mod persist;
 pub mod queue;
+pub mod receipts;
 pub mod sms;
 pub mod startup;
 pub mod store;

@@ -16,6 +16,7 @@ mod pages;
 mod phone_codes;
 mod poison;
 mod publication;
+mod receipts;
 mod reservations;
-mod timeouts;
 mod secrets;
+mod timeouts;

@@ -203,3 +203,37 @@ async fn after_the_seal_and_draw_notary_receipt_finds_the_ticket_entered_and_nam
     assert!(!ok && said.contains("signature"), "{said}");
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn a_retry_after_redis_lost_the_receipt_gets_the_same_statement_signed_again() {
+    let app = spawn_app().await;
+    app.wait_for_cache(true).await;
+    let (_, key) = intake_key(&app).await;
+    let body = reservation();
+    let (first, signed) = reserve(&app, &body, "lost-receipt").await;
+    let ticket = first["ticket_id"].as_str().unwrap();
+    app.wait_for_tickets("registered", 1, Duration::from_secs(30))
+        .await;
+    // Redis loses the kept receipt and the ticket's status (the idempotency key survives).
+    let store = maskdraw::store::redis::RedisStore::connect(
+        &app.settings.redis_url,
+        &app.settings.key_prefix,
+    )
+    .unwrap();
+    let mut conn = store.pool().get().await.unwrap();
+    let prefix = &app.settings.key_prefix;
+    let _: i64 = deadpool_redis::redis::cmd("DEL")
+        .arg(format!("{prefix}:{{{ticket}}}:r"))
+        .arg(format!("{prefix}:{{{ticket}}}:t"))
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+    let (again, resigned) = reserve(&app, &body, "lost-receipt").await;
+    assert_eq!(again["ticket_id"], first["ticket_id"]);
+    resigned
+        .verify(&key)
+        .expect("the receipt signed again verifies");
+    assert_eq!(resigned.receipt, signed.receipt, "the very same statement");
+    assert_eq!((resigned.index, resigned.size), (0, 1), "a batch of one");
+    app.teardown().await;
+}

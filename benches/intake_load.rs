@@ -17,25 +17,14 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::intake;
 use common::load::{self, LoadRun};
-use maskdraw::domain::IdNumber;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 
 #[path = "common/mod.rs"]
 mod common;
 
 use common::env_u64;
-
-/// The i-th unique, valid identity number (distinct for i < 10^9).
-fn identity(i: u64) -> String {
-    let seq = i % 1000;
-    let day = (i / 1000) % 28 + 1;
-    let month = (i / 28_000) % 12 + 1;
-    let year = 1930 + (i / 336_000) % 80;
-    let region = 110_000 + (i / 26_880_000) % 500_000;
-    let first = format!("{region:06}{year:04}{month:02}{day:02}{seq:03}");
-    format!("{first}{}", IdNumber::check_char(&first))
-}
 
 struct Services {
     serve: Child,
@@ -88,18 +77,7 @@ async fn open_model(
         CONNECTIONS,
         total,
         rate,
-        |i| {
-            let body = serde_json::to_vec(&serde_json::json!({
-                "id_number": identity(first + i),
-                "name": "压测",
-                "phone": format!("138{:08}", (first + i) % 100_000_000),
-                "pharmacy_id": pharmacies[(i as usize * 7919) % pharmacies.len()],
-                "product_id": if i % 3 == 0 { "MED-SURG" } else { "KN95" },
-                "flexible": i % 2 == 0,
-            }))
-            .unwrap_or_default();
-            load::post_json(addr, "/api/v1/reservations", &body)
-        },
+        |i| intake::reservation_request(addr, pharmacies, first + i, i),
         &[202],
         |_, body| {
             serde_json::from_slice::<serde_json::Value>(body)
@@ -114,24 +92,6 @@ async fn open_model(
 /// group-commit round trip (20–50 ms for a quorum-queue confirm here), and by Little's law 256
 /// connections would cap the offered load near 7,000/s.
 const CONNECTIONS: usize = 2048;
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-            if let Ok(v) = r.json::<serde_json::Value>().await {
-                if v["rabbitmq"] == true && v["postgres"] == true {
-                    return;
-                }
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the server did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// How many of `tickets` are missing from PostgreSQL.
 async fn missing(db: &DatabaseConnection, tickets: &[String]) -> usize {
@@ -217,18 +177,7 @@ fn main() {
 }
 
 async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let db_name = format!("md_bench_{}", &id[..12]);
-    let admin = Database::connect("postgres://postgres@127.0.0.1:5432/postgres")
-        .await
-        .expect("postgres");
-    admin
-        .execute(Statement::from_string(
-            DbBackend::Postgres,
-            format!("CREATE DATABASE {db_name}"),
-        ))
-        .await
-        .expect("create db");
+    let (admin, db_name, id) = intake::create_database().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()
@@ -280,24 +229,12 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
         .expect("client");
     let base = format!("http://127.0.0.1:{port}");
     // Readiness details are on the operator listener.
-    wait_ready(&client, &format!("http://127.0.0.1:{admin_port}")).await;
+    intake::wait_ready(&client, &format!("http://127.0.0.1:{admin_port}")).await;
     let db = Database::connect(format!("postgres://postgres@127.0.0.1:5432/{db_name}"))
         .await
         .expect("bench db");
     services.persist = Some(spawn("persist", &services.env));
-    let pharmacies: Vec<String> = {
-        let v: Vec<serde_json::Value> = client
-            .get(format!("{base}/static/config/pharmacies.json"))
-            .send()
-            .await
-            .expect("catalog")
-            .json()
-            .await
-            .expect("json");
-        v.iter()
-            .filter_map(|p| p["id"].as_str().map(String::from))
-            .collect()
-    };
+    let pharmacies = intake::pharmacies(&client, &base).await;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
 
     // Warm-up: connections, JIT-free but caches and pools.
@@ -371,31 +308,6 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
 
     drop(services);
     drop(db);
-    let _ = admin
-        .execute(Statement::from_string(
-            DbBackend::Postgres,
-            format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
-        ))
-        .await;
-    let prefix = format!("b{}", &id[..12]);
-    if let Ok(redis) =
-        maskdraw::store::redis::RedisStore::connect("redis://127.0.0.1:6379/0", &prefix)
-    {
-        let _ = redis.delete_all().await;
-    }
-    if let Ok(conn) =
-        maskdraw::queue::broker::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await
-    {
-        if let Ok(ch) = conn.create_channel().await {
-            for q in ["reservations", "reservations.dead"] {
-                let _ = ch
-                    .queue_delete(
-                        &format!("b{}.{q}", &id[..12]),
-                        lapin::options::QueueDeleteOptions::default(),
-                    )
-                    .await;
-            }
-        }
-    }
+    intake::clean_up(&admin, &db_name, &[format!("b{}", &id[..12])]).await;
     all_there && none_lost
 }

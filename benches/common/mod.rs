@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each bench uses a part
 
 pub mod day_setup;
+pub mod intake;
 pub mod load;
 
 pub fn env_u64(name: &str, default: u64) -> u64 {

@@ -17,14 +17,14 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::intake::{self, missing};
 use common::load::{self, LoadRun};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{env_u64, intake};
-use intake::missing;
+use common::env_u64;
 
 struct Services {
     serve: Child,
@@ -77,7 +77,7 @@ async fn open_model(
         CONNECTIONS,
         total,
         rate,
-        |i| intake::request(addr, pharmacies, first, i),
+        |i| intake::reservation_request(addr, pharmacies, first + i, i),
         &[202],
         intake::ticket_of,
     )
@@ -88,24 +88,6 @@ async fn open_model(
 /// group-commit round trip (20–50 ms for a quorum-queue confirm here), and by Little's law 256
 /// connections would cap the offered load near 7,000/s.
 const CONNECTIONS: usize = 2048;
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-            if let Ok(v) = r.json::<serde_json::Value>().await {
-                if v["rabbitmq"] == true && v["postgres"] == true {
-                    return;
-                }
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the server did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn wait_rows(db: &DatabaseConnection, n: i64, limit: Duration) -> Option<Duration> {
     let start = Instant::now();
@@ -164,18 +146,7 @@ fn main() {
 }
 
 async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let db_name = format!("md_bench_{}", &id[..12]);
-    let admin = Database::connect("postgres://postgres@127.0.0.1:5432/postgres")
-        .await
-        .expect("postgres");
-    admin
-        .execute(Statement::from_string(
-            DbBackend::Postgres,
-            format!("CREATE DATABASE {db_name}"),
-        ))
-        .await
-        .expect("create db");
+    let (admin, db_name, id) = intake::create_database().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()
@@ -227,24 +198,12 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
         .expect("client");
     let base = format!("http://127.0.0.1:{port}");
     // Readiness details are on the operator listener.
-    wait_ready(&client, &format!("http://127.0.0.1:{admin_port}")).await;
+    intake::wait_ready(&client, &format!("http://127.0.0.1:{admin_port}")).await;
     let db = Database::connect(format!("postgres://postgres@127.0.0.1:5432/{db_name}"))
         .await
         .expect("bench db");
     services.persist = Some(spawn("persist", &services.env));
-    let pharmacies: Vec<String> = {
-        let v: Vec<serde_json::Value> = client
-            .get(format!("{base}/static/config/pharmacies.json"))
-            .send()
-            .await
-            .expect("catalog")
-            .json()
-            .await
-            .expect("json");
-        v.iter()
-            .filter_map(|p| p["id"].as_str().map(String::from))
-            .collect()
-    };
+    let pharmacies = intake::pharmacies(&client, &base).await;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
 
     // Warm-up: connections, JIT-free but caches and pools.
@@ -318,31 +277,6 @@ async fn run(rate: u64, seconds: u64, backlog: u64) -> bool {
 
     drop(services);
     drop(db);
-    let _ = admin
-        .execute(Statement::from_string(
-            DbBackend::Postgres,
-            format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
-        ))
-        .await;
-    let prefix = format!("b{}", &id[..12]);
-    if let Ok(redis) =
-        maskdraw::store::redis::RedisStore::connect("redis://127.0.0.1:6379/0", &prefix)
-    {
-        let _ = redis.delete_all().await;
-    }
-    if let Ok(conn) =
-        maskdraw::queue::broker::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await
-    {
-        if let Ok(ch) = conn.create_channel().await {
-            for q in ["reservations", "reservations.dead"] {
-                let _ = ch
-                    .queue_delete(
-                        &format!("b{}.{q}", &id[..12]),
-                        lapin::options::QueueDeleteOptions::default(),
-                    )
-                    .await;
-            }
-        }
-    }
+    intake::clean_up(&admin, &db_name, &[format!("b{}", &id[..12])]).await;
     all_there && none_lost
 }

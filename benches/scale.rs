@@ -134,14 +134,14 @@ async fn measure(
     rate: u64,
     seconds: u64,
 ) -> Measured {
-    let pharmacies = pharmacies(addr).await;
+    let pharmacies = intake::pharmacies(&reqwest::Client::new(), &format!("http://{addr}")).await;
     // Warm-up: connections, caches, pools; identities apart from the measured ones.
     let warm = load::open_model(
         addr,
         CONNECTIONS,
         (rate * 2).max(200),
         rate,
-        |i| intake::request(addr, &pharmacies, 800_000_000, i),
+        |i| intake::reservation_request(addr, &pharmacies, 800_000_000 + i, i),
         &[202],
         intake::ticket_of,
     )
@@ -156,7 +156,7 @@ async fn measure(
         CONNECTIONS,
         rate * seconds,
         rate,
-        |i| intake::request(addr, &pharmacies, 0, i),
+        |i| intake::reservation_request(addr, &pharmacies, i, i),
         &[202],
         intake::ticket_of,
     )
@@ -188,19 +188,6 @@ async fn measure(
         drained_s,
         cpu,
     }
-}
-
-async fn pharmacies(addr: std::net::SocketAddr) -> Vec<String> {
-    let v: Vec<serde_json::Value> =
-        reqwest::get(format!("http://{addr}/static/config/pharmacies.json"))
-            .await
-            .expect("catalog")
-            .json()
-            .await
-            .expect("json");
-    v.iter()
-        .filter_map(|p| p["id"].as_str().map(String::from))
-        .collect()
 }
 
 fn spawn(cmd: &[&str], env: &[(String, String)]) -> Child {

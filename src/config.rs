@@ -186,6 +186,21 @@ pub struct Settings {
     pub fallback_replicas: u32,
     /// How long `WAIT` may take in `replica` mode.
     pub fallback_wait_ms: u64,
+    /// The intake's Ed25519 secret key (64 hex + LF, as `notary keygen intake.key` writes it):
+    /// it signs the receipt of every 202 (lottery/SPEC.md §16); its public key is served at
+    /// `/snapshots/intake.pub`. Required outside development; in development, unset, a key is
+    /// derived from `hmac_secret` (see [`Settings::intake_key`]).
+    pub intake_key_file: Option<PathBuf>,
+    /// The longest a 202'd reservation may take to reach PostgreSQL (the broker, the fallback
+    /// relay, the persister): a receipt promises the first draw whose cutoff is after its
+    /// acceptance plus this.
+    pub max_merge_delay_secs: u64,
+    /// Whether each 202 carries a signed receipt. Off only in development (the intake bench
+    /// measures the intake both ways).
+    pub receipts: bool,
+    /// The witnesses whose cosignature (`seal.cosig.<party>`, lottery/SPEC.md §15) the draw
+    /// waits for: party name → their public key file (64 hex + LF).
+    pub witnesses: std::collections::BTreeMap<String, PathBuf>,
 }
 
 impl Default for Settings {
@@ -248,6 +263,10 @@ impl Default for Settings {
             fallback_durability: FallbackDurability::Persistent,
             fallback_replicas: 1,
             fallback_wait_ms: 1_000,
+            intake_key_file: None,
+            max_merge_delay_secs: 3_600,
+            receipts: true,
+            witnesses: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -456,6 +475,13 @@ impl Settings {
                 600_000,
                 "ms",
             ),
+            (
+                "max_merge_delay_secs",
+                self.max_merge_delay_secs,
+                0,
+                7 * 86_400,
+                "s",
+            ),
         ];
         for (name, value, min, max, unit) in bounded {
             if !(min..=max).contains(&value) {
@@ -466,6 +492,14 @@ impl Settings {
             }
         }
         self.proxies()?;
+        for party in self.witnesses.keys() {
+            if !lottery::text::check_party(party) {
+                return Err(ConfigError::Invalid(
+                    "witnesses",
+                    format!("{party:?} is not a party name ([a-z0-9-]{{1,32}})"),
+                ));
+            }
+        }
         if self.simulated_clock_offset_secs.abs() > 400 * 86_400 {
             return Err(ConfigError::Invalid(
                 "simulated_clock_offset_secs",
@@ -551,6 +585,81 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// Outside development the intake signs with a key of its own (`intake_key_file`), and
+    /// every 202 carries a receipt. `serve` calls this before it starts.
+    ///
+    /// # Errors
+    /// Naming `intake_key_file` or `receipts`.
+    pub fn refuse_missing_intake_key(&self) -> Result<(), ConfigError> {
+        if self.is_development() {
+            return Ok(());
+        }
+        if self.intake_key_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "intake_key_file",
+                "outside development (environment = \"development\") the intake signs \
+                 receipts with a key of its own: make one with `notary keygen intake.key` and \
+                 name it here"
+                    .into(),
+            ));
+        }
+        if !self.receipts {
+            return Err(ConfigError::Invalid(
+                "receipts",
+                "every 202 carries a receipt outside development".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The intake's signing key: `intake_key_file`, or, in development without one, a key
+    /// derived from `hmac_secret` (SHA-256 of a fixed label and the secret), so that every
+    /// development server of one deployment signs alike and the tests need no key file.
+    ///
+    /// # Errors
+    /// When the file cannot be read or parsed, or no file is named outside development.
+    pub fn intake_key(&self) -> Result<ed25519_dalek::SigningKey, ConfigError> {
+        use sha2::Digest;
+        match &self.intake_key_file {
+            Some(path) => {
+                let bytes = lottery::limits::read_at_most(path, 4096).map_err(|e| {
+                    ConfigError::Invalid("intake_key_file", format!("{}: {e}", path.display()))
+                })?;
+                lottery::sign::parse_secret_key_file(&bytes).map_err(|e| {
+                    ConfigError::Invalid("intake_key_file", format!("{}: {e}", path.display()))
+                })
+            }
+            None if self.is_development() => {
+                let mut h = sha2::Sha256::new();
+                h.update(b"maskdraw-development-intake-key\n");
+                h.update(self.hmac_secret.expose().as_bytes());
+                Ok(ed25519_dalek::SigningKey::from_bytes(&h.finalize().into()))
+            }
+            None => Err(ConfigError::Invalid(
+                "intake_key_file",
+                "required outside development".into(),
+            )),
+        }
+    }
+
+    /// `witnesses`, their public keys read: (party, key) in party order.
+    ///
+    /// # Errors
+    /// Naming the witness whose key file cannot be read or parsed.
+    pub fn witness_keys(&self) -> Result<Vec<(String, ed25519_dalek::VerifyingKey)>, ConfigError> {
+        self.witnesses
+            .iter()
+            .map(|(party, path)| {
+                let bytes = lottery::limits::read_at_most(path, 4096)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                lottery::sign::parse_public_key_file(&bytes)
+                    .map(|k| (party.clone(), k))
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .collect::<Result<_, String>>()
+            .map_err(|why| ConfigError::Invalid("witnesses", why))
     }
 
     /// `trusted_proxies`, parsed: a bare address is a one-address range.
@@ -838,6 +947,71 @@ mod tests {
             assert!(Settings::load().is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn outside_development_a_missing_intake_key_or_receipts_off_is_refused_by_name() {
+        let prod = Settings::default();
+        let err = prod.refuse_missing_intake_key().unwrap_err().to_string();
+        assert!(err.contains("intake_key_file"), "{err}");
+        assert!(prod.intake_key().is_err());
+        let dir = std::env::temp_dir().join(format!("md-intake-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("intake.key");
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        std::fs::write(&file, lottery::sign::secret_key_file(&key)).unwrap();
+        let own = Settings {
+            intake_key_file: Some(file.clone()),
+            ..Settings::default()
+        };
+        own.refuse_missing_intake_key().unwrap();
+        assert_eq!(own.intake_key().unwrap().to_bytes(), key.to_bytes());
+        let off = Settings {
+            receipts: false,
+            ..own
+        };
+        assert!(off
+            .refuse_missing_intake_key()
+            .unwrap_err()
+            .to_string()
+            .contains("receipts"));
+        std::fs::write(&file, "not a key\n").unwrap();
+        assert!(Settings {
+            intake_key_file: Some(file),
+            ..Settings::default()
+        }
+        .intake_key()
+        .unwrap_err()
+        .to_string()
+        .contains("intake_key_file"));
+        std::fs::remove_dir_all(dir).unwrap();
+        // Development derives one from hmac_secret: the same secret, the same key.
+        let dev = Settings {
+            environment: Environment::Development,
+            ..Settings::default()
+        };
+        dev.refuse_missing_intake_key().unwrap();
+        assert_eq!(
+            dev.intake_key().unwrap().to_bytes(),
+            dev.clone().intake_key().unwrap().to_bytes()
+        );
+        let other = Settings {
+            hmac_secret: Secret::new("another-development-secret"),
+            ..dev.clone()
+        };
+        assert_ne!(
+            other.intake_key().unwrap().to_bytes(),
+            dev.intake_key().unwrap().to_bytes()
+        );
+    }
+
+    #[test]
+    fn a_witness_with_a_bad_party_name_is_refused() {
+        let s = Settings {
+            witnesses: [("Notary".to_string(), PathBuf::from("notary.pub"))].into(),
+            ..Settings::default()
+        };
+        assert!(s.check().unwrap_err().to_string().contains("witnesses"));
     }
 
     #[test]

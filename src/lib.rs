@@ -11,6 +11,7 @@ pub use maskdraw_wire::domain;
 pub mod metrics;
 pub mod persist;
 pub mod queue;
+pub mod receipts;
 pub mod retention;
 pub mod sms;
 pub mod startup;

@@ -254,7 +254,9 @@ impl Application {
     /// When a service cannot be reached, the catalog does not load, or the address is taken.
     pub async fn build(settings: Settings, with_persister: bool) -> Result<Self, StartupError> {
         settings.refuse_development_secrets()?;
+        settings.refuse_missing_intake_key()?;
         settings.check_phone_codes()?;
+        let intake = Arc::new(crate::receipts::IntakeKey::new(settings.intake_key()?));
         let sms = Sender::from_settings(&settings)?;
         let catalog = Catalog::load(&settings.static_dir)?;
         migrate_url(&settings.database_url).await?;
@@ -290,6 +292,7 @@ impl Application {
                 confirm_timeout: Duration::from_millis(settings.publish_timeout_ms),
                 fallback: fallback_demand(&settings),
             },
+            Arc::new(intake.key.clone()),
         );
         // Known before the first request, for /readyz and the gauge (the appends check anew).
         publisher.fallback().refresh(&redis, &metrics).await;
@@ -359,6 +362,7 @@ impl Application {
             cache,
             phone_codes,
             sms,
+            intake,
         });
         tasks.push(spawn_monitor(state.clone(), rx));
         let data = state.clone();

@@ -1,9 +1,10 @@
-//! Reservations as the intake benches offer them, and what they check afterwards.
+//! What the intake benches share: unique identities, the reservation request, readiness, and
+//! the clean-up of an isolated database, key prefixes and queues.
+
+use std::time::{Duration, Instant};
 
 use maskdraw::domain::IdNumber;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
-
-use super::load;
 
 /// The i-th unique, valid identity number (distinct for i < 10^9).
 pub fn identity(i: u64) -> String {
@@ -16,18 +17,108 @@ pub fn identity(i: u64) -> String {
     format!("{first}{}", IdNumber::check_char(&first))
 }
 
-/// The request bytes of reservation `i` (identity `first + i`).
-pub fn request(addr: std::net::SocketAddr, pharmacies: &[String], first: u64, i: u64) -> Vec<u8> {
+/// The bytes of the reservation of identity `n` (the `i`-th request of a run), spread over the
+/// pharmacies, both products and both choices of flexible.
+pub fn reservation_request(
+    addr: std::net::SocketAddr,
+    pharmacies: &[String],
+    n: u64,
+    i: u64,
+) -> Vec<u8> {
     let body = serde_json::to_vec(&serde_json::json!({
-        "id_number": identity(first + i),
+        "id_number": identity(n),
         "name": "压测",
-        "phone": format!("138{:08}", (first + i) % 100_000_000),
+        "phone": format!("138{:08}", n % 100_000_000),
         "pharmacy_id": pharmacies[(i as usize * 7919) % pharmacies.len()],
         "product_id": if i % 3 == 0 { "MED-SURG" } else { "KN95" },
         "flexible": i % 2 == 0,
     }))
     .unwrap_or_default();
-    load::post_json(addr, "/api/v1/reservations", &body)
+    super::load::post_json(addr, "/api/v1/reservations", &body)
+}
+
+/// Polls the operator listener's `/readyz` at `base` until RabbitMQ and PostgreSQL are up.
+pub async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            if let Ok(v) = r.json::<serde_json::Value>().await {
+                if v["rabbitmq"] == true && v["postgres"] == true {
+                    return;
+                }
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the server did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Drops the bench's database and, for each prefix, its Redis keys and its two queues.
+pub async fn clean_up(admin: &DatabaseConnection, db_name: &str, prefixes: &[String]) {
+    let _ = admin
+        .execute(Statement::from_string(
+            DbBackend::Postgres,
+            format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"),
+        ))
+        .await;
+    for prefix in prefixes {
+        if let Ok(redis) =
+            maskdraw::store::redis::RedisStore::connect("redis://127.0.0.1:6379/0", prefix)
+        {
+            let _ = redis.delete_all().await;
+        }
+    }
+    if let Ok(conn) =
+        maskdraw::queue::broker::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await
+    {
+        if let Ok(ch) = conn.create_channel().await {
+            for prefix in prefixes {
+                for q in ["reservations", "reservations.dead"] {
+                    let _ = ch
+                        .queue_delete(
+                            &format!("{prefix}.{q}"),
+                            lapin::options::QueueDeleteOptions::default(),
+                        )
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+/// A fresh database for one run: (the admin connection, its name, the run's random id).
+pub async fn create_database() -> (DatabaseConnection, String, String) {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let db_name = format!("md_bench_{}", &id[..12]);
+    let admin = sea_orm::Database::connect("postgres://postgres@127.0.0.1:5432/postgres")
+        .await
+        .expect("postgres");
+    admin
+        .execute(Statement::from_string(
+            DbBackend::Postgres,
+            format!("CREATE DATABASE {db_name}"),
+        ))
+        .await
+        .expect("create db");
+    (admin, db_name, id)
+}
+
+/// The catalog's pharmacy ids, as the server at `base` serves them.
+pub async fn pharmacies(client: &reqwest::Client, base: &str) -> Vec<String> {
+    let v: Vec<serde_json::Value> = client
+        .get(format!("{base}/static/config/pharmacies.json"))
+        .send()
+        .await
+        .expect("catalog")
+        .json()
+        .await
+        .expect("json");
+    v.iter()
+        .filter_map(|p| p["id"].as_str().map(String::from))
+        .collect()
 }
 
 /// The ticket id of a 202's body.
@@ -64,12 +155,13 @@ pub async fn missing(db: &DatabaseConnection, tickets: &[String]) -> usize {
     tickets.len() - present
 }
 
-/// CPU time (user + system) a process has used so far, in microseconds; 0 once it is gone.
+/// User + system CPU a process has used so far (all its threads; `/proc/<pid>/stat` fields
+/// 14 and 15), in microseconds; 0 once it is gone.
 pub fn cpu_us(pid: u32) -> u64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0;
     };
-    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
     let Some((_, rest)) = stat.rsplit_once(") ") else {
         return 0;
     };
@@ -93,32 +185,28 @@ fn clock_ticks() -> u64 {
 
 /// Processes whose command name is `comm` (e.g. every `postgres` backend).
 pub fn pids_named(comm: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm) {
-            out.push(pid);
-        }
-    }
-    out
+    pids_where(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+    })
 }
 
 /// Processes whose command line contains `needle`.
 pub fn pids_with(needle: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+    pids_where(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
             String::from_utf8_lossy(&c)
                 .replace('\0', " ")
                 .contains(needle)
-        }) {
-            out.push(pid);
-        }
-    }
-    out
+        })
+    })
+}
+
+fn pids_where(keep: impl Fn(u32) -> bool) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| keep(*pid))
+        .collect()
 }

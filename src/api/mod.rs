@@ -45,6 +45,8 @@ pub struct AppState {
     pub phone_codes: PhoneCodes,
     /// Where phone codes go; none when they cannot be sent here (then none are required).
     pub sms: Option<Sender>,
+    /// The key that signs receipts, and its public file (`/snapshots/intake.pub`).
+    pub intake: Arc<crate::receipts::IntakeKey>,
 }
 
 impl AppState {
@@ -238,6 +240,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/snapshots/authority.pub",
             "GET",
             web::get().to(snapshots::authority_key),
+        ))
+        .service(resource(
+            "/snapshots/intake.pub",
+            "GET",
+            web::get().to(snapshots::intake_key),
         ))
         .service(resource(
             "/snapshots/{date}/{file}",

@@ -152,6 +152,12 @@ pub fn document(catalog: &Catalog) -> Value {
                 "responses": {"200": {"description": "the key",
                                       "content": {"text/plain": {"schema": {"type": "string"}}}},
                               "404": error_ref(), "429": error_ref()}}},
+            "/snapshots/intake.pub": {"get": {
+                "operationId": "getIntakeKey",
+                "summary": "The intake's Ed25519 public key, which signs the receipts (64 hex and LF)",
+                "responses": {"200": {"description": "the key",
+                                      "content": {"text/plain": {"schema": {"type": "string", "pattern": "^[0-9a-f]{64}\n$"}}}},
+                              "429": error_ref()}}},
             "/snapshots/{date}/{file}": {"get": {
                 "operationId": "getSnapshotFile",
                 "summary": "A published day's file, immutable",
@@ -196,7 +202,9 @@ pub fn document(catalog: &Catalog) -> Value {
                     "status": {"type": "string", "enum": ["accepted", "registered", "won", "expired", "rejected"]},
                     "valid_until": text("RFC 3339 time (empty only when a replayed ticket's time is not known yet)"),
                     "holder_secret": {"type": "string", "pattern": "^[0-9a-f]{32}$",
-                                      "description": "send back as X-Holder-Secret to see the pickup code"}}},
+                                      "description": "send back as X-Holder-Secret to see the pickup code"},
+                    "receipt": {"type": "string", "pattern": "^maskdraw-receipt-v1\n",
+                                "description": "the intake's signed receipt file (lottery/SPEC.md §16), checked with /snapshots/intake.pub; the same on a retry with the same Idempotency-Key"}}},
             "Ticket": {"type": "object",
                 "required": ["ticket_id", "status", "pharmacy_id", "product_id", "flexible", "accepted_at", "valid_until", "draws"],
                 "properties": {

@@ -116,16 +116,40 @@ struct Accepted {
     /// Shown with the ticket id, it opens the pickup code (`X-Holder-Secret`): the ticket id
     /// alone becomes public when the day's entrants are published.
     holder_secret: String,
+    /// The intake's signed receipt file (`maskdraw-receipt-v1`, lottery/SPEC.md §16), as text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt: Option<String>,
 }
 
-fn accepted(state: &AppState, ticket: String, status: String, valid_until: String) -> HttpResponse {
+fn accepted(
+    state: &AppState,
+    ticket: String,
+    status: String,
+    valid_until: String,
+    receipt: Option<&[u8]>,
+) -> HttpResponse {
     let holder_secret = holder_secret(state.settings.hmac_secret.expose().as_bytes(), &ticket);
     HttpResponse::Accepted().json(Accepted {
         ticket_id: ticket,
         status,
         valid_until,
         holder_secret,
+        // The receipt is ASCII by its grammar.
+        receipt: receipt.map(|r| String::from_utf8_lossy(r).into_owned()),
     })
+}
+
+/// The receipt this reservation's 202 carries, when receipts are on.
+fn state_receipt(
+    state: &AppState,
+    event: &ReservationEvent,
+) -> Result<Option<lottery::receipt::Receipt>, ApiError> {
+    if !state.settings.receipts {
+        return Ok(None);
+    }
+    crate::receipts::receipt_for(&state.settings, event)
+        .map(Some)
+        .map_err(|e| ApiError::internal(&e))
 }
 
 /// The person's standing in PostgreSQL, asked only while Redis may have lost its locks and
@@ -257,21 +281,76 @@ async fn admit(
         }
     };
     let (ticket, valid_until) = (event.ticket_id.clone(), event.valid_until);
-    if let Err(e) = state.publisher.publish(event).await {
-        // The message may have reached the broker even so (a lost confirm): the lock stays,
-        // in doubt, and the person's next request publishes this same ticket again.
-        if let Err(re) = redis.fail(&tag, &ticket).await {
-            tracing::warn!(error = ?re, "could not mark a reservation in doubt; its lock goes stale instead");
+    let receipt = match state_receipt(state, &event) {
+        Ok(r) => r,
+        Err(e) => {
+            // Nothing published: the lock is in doubt, as after a failed publish.
+            let _ = redis.fail(&tag, &ticket).await;
+            return Err(e);
         }
-        return Err(ApiError::unavailable(&e));
-    }
+    };
+    let published = match state.publisher.publish(event, receipt).await {
+        Ok(p) => p,
+        Err(e) => {
+            // The message may have reached the broker even so (a lost confirm): the lock
+            // stays, in doubt, and the person's next request publishes this same ticket again.
+            if let Err(re) = redis.fail(&tag, &ticket).await {
+                tracing::warn!(error = ?re, "could not mark a reservation in doubt; its lock goes stale instead");
+            }
+            return Err(ApiError::unavailable(&e));
+        }
+    };
     state.metrics.accepted.inc();
     Ok(accepted(
         state,
         ticket,
         "accepted".into(),
         valid_until.to_rfc3339(),
+        published.receipt.as_deref(),
     ))
+}
+
+/// The receipt of a ticket made earlier: the one its 202 carried, as Redis keeps it; or, when
+/// Redis lost it, the same statement signed again from the ticket's row (a batch of one).
+async fn receipt_again(
+    state: &AppState,
+    redis: &RedisStore,
+    ticket: &str,
+    row: Option<&TicketRow>,
+) -> Option<Vec<u8>> {
+    if !state.settings.receipts {
+        return None;
+    }
+    match redis.receipt(ticket).await {
+        Ok(Some(r)) => return Some(r),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = ?e, "reading a kept receipt"),
+    }
+    let row = match row {
+        Some(r) => r.clone(),
+        None => db(state, tickets::find(&state.db, ticket))
+            .await
+            .ok()
+            .flatten()?,
+    };
+    let event = ReservationEvent {
+        ticket_id: row.ticket_id,
+        person_tag: row.person_tag,
+        phone_tag: String::new(),
+        masked_id: String::new(),
+        pharmacy_id: row.pharmacy_id,
+        product_id: row.product_id,
+        flexible: row.flexible,
+        accepted_at: row.accepted_at,
+        valid_until: row.valid_until,
+    };
+    let receipt = crate::receipts::receipt_for(&state.settings, &event)
+        .inspect_err(|e| tracing::error!(error = %e, ticket, "stating a receipt again"))
+        .ok()?;
+    lottery::receipt::sign_batch(&state.intake.key, &[receipt])
+        .ok()
+        .and_then(|mut v| v.pop())
+        .map(|s| s.to_bytes())
 }
 
 /// The answer to a retry with an idempotency key that already made `ticket`: the same 202,
@@ -281,6 +360,7 @@ async fn replay(
     redis: &RedisStore,
     ticket: &str,
 ) -> Result<HttpResponse, ApiError> {
+    let mut row_read = None;
     let (status, valid_until) = match redis.ticket_status(ticket).await? {
         Some(st) if !st.status.is_empty() => {
             let entries = redis_entries(&st);
@@ -290,15 +370,24 @@ async fn replay(
         _ => match db(state, draws::ticket_with_entries(&state.db, ticket)).await? {
             Some((row, entries)) => {
                 let shown = published_entries(state, entries).await;
-                (
+                let answer = (
                     public_status(&row.status, &shown),
                     row.valid_until.to_rfc3339(),
-                )
+                );
+                row_read = Some(row);
+                answer
             }
             None => ("accepted".to_string(), String::new()),
         },
     };
-    Ok(accepted(state, ticket.to_string(), status, valid_until))
+    let receipt = receipt_again(state, redis, ticket, row_read.as_ref()).await;
+    Ok(accepted(
+        state,
+        ticket.to_string(),
+        status,
+        valid_until,
+        receipt.as_deref(),
+    ))
 }
 
 #[derive(Serialize)]

@@ -1,6 +1,7 @@
 //! The published days, downloadable (DESIGN.md "Publication"): `GET /snapshots/<date>/<file>`
 //! serves a sealed and drawn day's files once its results are public, `GET
-//! /snapshots/authority.pub` the key they are signed with, and `GET /api/v1/draws` lists the
+//! /snapshots/authority.pub` the key they are signed with (and `/snapshots/intake.pub` the
+//! key of the intake's receipts), and `GET /api/v1/draws` lists the
 //! published days. Anyone can then download a day and run `notary verify` on it.
 //!
 //! The files never change after the draw, so they go out with an ETag and a year-long,
@@ -124,6 +125,21 @@ pub async fn authority_key(
         )
     })?;
     Ok(serve(&req, file, crate::day::keys::PUBLIC_FILE, false))
+}
+
+/// `GET /snapshots/intake.pub`: the key every receipt is signed with (lottery/SPEC.md §16).
+pub async fn intake_key(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.admission.check(Call::Proof, client(&req, &state))?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::plaintext())
+        .insert_header(CacheControl(vec![
+            CacheDirective::Public,
+            CacheDirective::MaxAge(300),
+        ]))
+        .body(state.intake.public_file.clone()))
 }
 
 #[derive(Serialize)]

@@ -196,6 +196,35 @@ pub async fn draw_with(
     drawn
 }
 
+/// The witness gate (lottery/SPEC.md §15): every witness of the `witnesses` setting must have
+/// cosigned this very seal (`seal.cosig.<party>` in the sealed directory, verifying under the
+/// key configured for the party) before the draw touches anything.
+///
+/// # Errors
+/// `Refused` naming each witness whose cosignature is missing or does not hold; `Config` when
+/// a witness's key file cannot be read.
+pub fn check_witnesses(settings: &crate::config::Settings, dir: &Path) -> Result<(), DayError> {
+    let witnesses = settings.witness_keys()?;
+    let missing: Vec<String> = witnesses
+        .iter()
+        .filter_map(|(party, key)| {
+            lottery::cosign::check_cosignature(dir, party, key)
+                .err()
+                .map(|e| format!("{party} ({}: {e})", lottery::cosign::cosig_file(party)))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(DayError::Refused(format!(
+        "the draw waits for the cosignature of every witness; missing or not holding: {}. \
+         Each must run `notary cosign {} --key <party>.key --party <party> --state <file> \
+         --authority authority.pub` first; nothing was written",
+        missing.join("; "),
+        dir.display()
+    )))
+}
+
 fn check_material(material: &str) -> Result<(), DayError> {
     if lottery::text::check_material(material) {
         Ok(())
@@ -232,6 +261,10 @@ async fn draw_locked(
     let pinned = day::draw_seed(&ctx.db, date).await?;
     let dir = PathBuf::from(&sealed.dir);
     let seal = read_recorded_seal(&dir, &sealed, date)?;
+    if recorded.is_none() && pinned.is_none() {
+        // A draw that has not started waits for its witnesses; one that started passed here.
+        check_witnesses(&ctx.settings, &dir)?;
+    }
     let seed_text = choose_seed(date, &dir, &seal, input, recorded.as_ref(), pinned.as_ref())?;
     lottery::text::check_reveals(&seal.commits, &seed_text.reveals)?;
     check_material(&seed_text.material)?;

@@ -2,6 +2,10 @@
 //! `publish_batch` of them) share one persistent message and one publisher confirm. A request
 //! hears back only when the message carrying it is durable: confirmed by the broker, or, when
 //! the broker is unreachable, appended to the Redis fallback stream.
+//!
+//! A durable batch is signed once by the intake key (lottery/SPEC.md §16): the receipts of its
+//! reservations are the leaves of one tree whose head is signed, and each request gets its
+//! own receipt with its audit path. One signature per batch, not per reservation.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -34,9 +38,18 @@ pub enum PublishError {
     Stopped,
 }
 
+/// A durable reservation: where it became durable, and its signed receipt file when one was
+/// asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub durability: Durability,
+    pub receipt: Option<Arc<[u8]>>,
+}
+
 struct Job {
     event: ReservationEvent,
-    done: oneshot::Sender<Result<Durability, PublishError>>,
+    receipt: Option<lottery::receipt::Receipt>,
+    done: oneshot::Sender<Result<Published, PublishError>>,
 }
 
 #[derive(Clone)]
@@ -53,6 +66,9 @@ pub struct PublisherConfig {
     /// What Redis must do before a fallback entry counts as durable.
     pub fallback: FallbackDemand,
 }
+
+/// The intake key that signs each durable batch's receipts.
+pub type IntakeSigner = Arc<ed25519_dalek::SigningKey>;
 
 /// Whether Redis keeps what the fallback writes, as last seen by the monitor or by an append:
 /// for `/readyz` and the `redis_persistent` gauge. The appends themselves check Redis anew
@@ -109,13 +125,22 @@ impl Publisher {
         redis: RedisStore,
         metrics: Metrics,
         cfg: PublisherConfig,
+        signer: IntakeSigner,
     ) -> Self {
         let (tx, rx) = mpsc::channel(cfg.batch * 64);
         let fallback = Arc::new(FallbackStatus {
             demand: cfg.fallback,
             keeps: AtomicBool::new(false),
         });
-        tokio::spawn(run(rx, broker, redis, metrics, cfg, fallback.clone()));
+        tokio::spawn(run(
+            rx,
+            broker,
+            redis,
+            metrics,
+            cfg,
+            fallback.clone(),
+            signer,
+        ));
         Self { tx, fallback }
     }
 
@@ -124,14 +149,23 @@ impl Publisher {
         &self.fallback
     }
 
-    /// Waits until the reservation is durable.
+    /// Waits until the reservation is durable; with a `receipt`, answers its signed receipt
+    /// file too (signed with the rest of its batch).
     ///
     /// # Errors
     /// `Unavailable` when neither the broker nor Redis took it; `Stopped` on shutdown.
-    pub async fn publish(&self, event: ReservationEvent) -> Result<Durability, PublishError> {
+    pub async fn publish(
+        &self,
+        event: ReservationEvent,
+        receipt: Option<lottery::receipt::Receipt>,
+    ) -> Result<Published, PublishError> {
         let (done, rx) = oneshot::channel();
         self.tx
-            .send(Job { event, done })
+            .send(Job {
+                event,
+                receipt,
+                done,
+            })
             .await
             .map_err(|_| PublishError::Stopped)?;
         rx.await.map_err(|_| PublishError::Stopped)?
@@ -145,6 +179,7 @@ async fn run(
     metrics: Metrics,
     cfg: PublisherConfig,
     fallback: Arc<FallbackStatus>,
+    signer: IntakeSigner,
 ) {
     while let Some(first) = rx.recv().await {
         let started = Instant::now();
@@ -164,23 +199,32 @@ async fn run(
         }
         // Settle in its own task so the next batch is published while this one awaits its
         // confirm: confirms pipeline on the one channel.
-        let (broker, redis, metrics, fallback) = (
+        let (broker, redis, metrics, fallback, signer) = (
             broker.clone(),
             redis.clone(),
             metrics.clone(),
             fallback.clone(),
+            signer.clone(),
         );
         tokio::spawn(async move {
-            let (events, senders): (Vec<_>, Vec<_>) =
-                jobs.into_iter().map(|j| (j.event, j.done)).unzip();
+            let mut events = Vec::with_capacity(jobs.len());
+            let mut wanted = Vec::with_capacity(jobs.len());
+            let mut senders = Vec::with_capacity(jobs.len());
+            for j in jobs {
+                events.push(j.event);
+                wanted.push(j.receipt);
+                senders.push(j.done);
+            }
             let n = events.len() as u64;
             let envelope = Envelope::new(events);
             let body = envelope.to_bytes();
             let outcome = make_durable(&broker, &redis, &body, &cfg).await;
+            let mut receipts: Vec<Option<Arc<[u8]>>> = vec![None; wanted.len()];
             if outcome.is_ok() {
+                receipts = sign_receipts(&signer, wanted);
                 // Durable now: a failure to write the status loses nothing (the persister
                 // writes it again and the status API falls back to PostgreSQL).
-                if let Err(e) = redis.confirm_many(&envelope.reservations).await {
+                if let Err(e) = redis.confirm_many(&envelope.reservations, &receipts).await {
                     tracing::warn!(error = ?e, "writing the accepted statuses");
                 }
             }
@@ -207,11 +251,41 @@ async fn run(
             metrics
                 .publish_latency
                 .observe(started.elapsed().as_secs_f64());
-            for s in senders {
-                let _ = s.send(outcome.clone());
+            for (s, receipt) in senders.into_iter().zip(receipts) {
+                let _ = s.send(outcome.clone().map(|durability| Published {
+                    durability,
+                    receipt,
+                }));
             }
         });
     }
+}
+
+/// Signs the batch's receipts with one signature (those asked for, in batch order), and hands
+/// each its receipt file. Receipts were checked when stated, so a refusal here is a bug: it is
+/// logged and the batch answers without receipts rather than failing durable reservations.
+fn sign_receipts(
+    signer: &ed25519_dalek::SigningKey,
+    wanted: Vec<Option<lottery::receipt::Receipt>>,
+) -> Vec<Option<Arc<[u8]>>> {
+    let mut out: Vec<Option<Arc<[u8]>>> = vec![None; wanted.len()];
+    let (places, leaves): (Vec<usize>, Vec<_>) = wanted
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.map(|r| (i, r)))
+        .unzip();
+    if leaves.is_empty() {
+        return out;
+    }
+    match lottery::receipt::sign_batch(signer, &leaves) {
+        Ok(signed) => {
+            for (i, s) in places.into_iter().zip(signed) {
+                out[i] = Some(Arc::from(s.to_bytes()));
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "signing a batch of receipts"),
+    }
+    out
 }
 
 /// Publishes one message with mandatory routing and waits for its confirm, bounded by

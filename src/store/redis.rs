@@ -575,6 +575,9 @@ impl RedisStore {
     pub fn ticket_key(&self, ticket: &str) -> String {
         format!("{}:{{{ticket}}}:t", self.prefix)
     }
+    fn receipt_key(&self, ticket: &str) -> String {
+        format!("{}:{{{ticket}}}:r", self.prefix)
+    }
     pub fn fallback_stream(&self) -> String {
         format!("{}:fallback", self.prefix)
     }
@@ -645,8 +648,9 @@ impl RedisStore {
     }
 
     /// After a batch became durable: marks each person's lock durable and writes each ticket's
-    /// status hash (status `accepted` unless the persister already wrote a later one), in one
-    /// round trip for the whole batch. EVAL (not EVALSHA) inside the pipeline, so a script cache
+    /// status hash (status `accepted` unless the persister already wrote a later one) with its
+    /// signed receipt (`receipts[i]` for `events[i]`, kept so that a retry with the same
+    /// idempotency key gets the same receipt back), in one round trip for the whole batch. EVAL (not EVALSHA) inside the pipeline, so a script cache
     /// flushed by a Redis restart cannot fail it; Redis compiles the body once and caches it.
     ///
     /// # Errors
@@ -654,11 +658,12 @@ impl RedisStore {
     pub async fn confirm_many(
         &self,
         events: &[crate::queue::ReservationEvent],
+        receipts: &[Option<std::sync::Arc<[u8]>>],
     ) -> Result<(), StoreError> {
         let mut conn = self.hot().await?;
         let mut pipes = self.pipes();
         let now = chrono::Utc::now();
-        for e in events {
+        for (i, e) in events.iter().enumerate() {
             let key = self.ticket_key(&e.ticket_id);
             let ttl = (e.valid_until - now).num_seconds().max(0) + 30 * 86_400;
             let st = TicketStatus {
@@ -688,8 +693,26 @@ impl RedisStore {
                 .ignore()
                 .expire(&key, ttl)
                 .ignore();
+            if let Some(Some(r)) = receipts.get(i) {
+                // A key of its own (same slot): the status reads of the publication peak do
+                // not carry it.
+                let receipt = self.receipt_key(&e.ticket_id);
+                pipes
+                    .on(&receipt)
+                    .set_ex(&receipt, r.as_ref(), ttl.max(1) as u64)
+                    .ignore();
+            }
         }
         pipes.run(&mut conn, self.timeout).await
+    }
+
+    /// The signed receipt kept with a ticket's status, if Redis still has it.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn receipt(&self, ticket: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut conn = self.hot().await?;
+        Ok(conn.get(self.receipt_key(ticket)).await?)
     }
 
     /// Gives the person's lock back after a reservation could not be made durable, or after the

@@ -5,6 +5,7 @@
 
 import { bi, el, row, show } from './dom.js';
 import { checkProof, loadDraws } from './proof-page.js';
+import { keepReceipt, keptReceipt, showReceipt } from './receipt-page.js';
 
 const API = '/api/v1/reservations';
 const CODES = '/api/v1/phone-codes';
@@ -252,7 +253,20 @@ async function reserve(ev) {
       }
     } catch (_) { /* private mode: the ticket id is still shown */ }
     for (const f of ['status-form', 'proof-form']) document.querySelector(`#${f} [name=ticket_id]`).value = r.json.ticket_id;
-    return show(out, 'ok', el('p', null, bi('预约已受理，请保存预约编号', 'Reservation accepted; keep the ticket id')), renderTicket(r.json));
+    show(out, 'ok', el('p', null, bi('预约已受理，请保存预约编号', 'Reservation accepted; keep the ticket id')), renderTicket(r.json));
+    if (typeof r.json.receipt === 'string') {
+      // What the person asked for, from their own form: the receipt must state it.
+      const kept = {
+        ticket_id: r.json.ticket_id, receipt: r.json.receipt,
+        asked: { pharmacy: body.pharmacy_id, product: body.product_id, flexible: body.flexible },
+      };
+      keepReceipt(kept.ticket_id, kept.receipt, kept.asked);
+      const box = el('aside', { id: 'reserve-receipt' });
+      out.append(box);
+      await showReceipt(box, kept);
+      showKeptReceipt();
+    }
+    return undefined;
   }
   // Told to wait (429, 503, or 409 request_in_progress for this very key): keep the key.
   if (r.retryAfter) return countdown(out, button, Math.max(r.retryAfter, r.status === 409 ? 1 : cat.gate.retry_after_seconds));
@@ -260,6 +274,13 @@ async function reserve(ev) {
   // accepted anyway, so the key is kept for the retry.
   if (r.status >= 400 && r.status < 500) pending = null;
   failure(out, form, r);
+}
+
+// The receipt kept on this device, checked again each time the status section is shown.
+function showKeptReceipt() {
+  const kept = keptReceipt();
+  const out = document.getElementById('receipt-out');
+  if (kept && out) showReceipt(out, kept);
 }
 
 // ---------------------------------------------------------------- phone code
@@ -417,6 +438,7 @@ async function boot() {
   dateInput.addEventListener('input', () => { dateInput.dataset.touched = '1'; });
   window.addEventListener('hashchange', route);
   route();
+  showKeptReceipt();
 }
 
 // A module runs after the document is parsed.

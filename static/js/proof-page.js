@@ -3,6 +3,7 @@
 // means, and which check failed and why.
 
 import { FILES, verifyTicket } from './verify.js';
+import { auditView, parseAudit } from './audit.js';
 import { bi, el, row, show } from './dom.js';
 
 const PROOF_API = (ticket, date) => `/api/v1/reservations/${ticket}/proof?date=${date}`;
@@ -170,12 +171,39 @@ export async function checkProof(out, ticketId, date, pharmacyName) {
   const files = await limited(FILES.map((f) => () => download(FILE_URL(date, f))), PARALLEL,
     (done) => busy(done + 1, FILES.length + 1));
   const result = await verifyTicket({ ticketId, date, proof: body, files: Object.fromEntries(FILES.map((f, i) => [f, files[i]])) });
+  const audit = el('div', { class: 'audit-out' }, el('p', { class: 'note' }, bi('正在下载公平性审计…', 'Downloading the fairness audit…')));
   out.replaceChildren(
     verdict(result),
     el('h3', null, bi('逐项核验', 'Each check')),
     checkList(result.results),
-    numbers(result.facts, body, date, pharmacyName));
+    numbers(result.facts, body, date, pharmacyName),
+    audit);
+  await showAudit(audit, date);
   return result;
+}
+
+/**
+ * The day's fairness audit (`audit.txt`) drawn as charts: the winners of each hour of
+ * acceptance, flexible choice, district and product against what a fair draw gives.
+ */
+export async function showAudit(out, date) {
+  const bytes = await download(FILE_URL(date, 'audit.txt'));
+  if (bytes.error) {
+    return out.replaceChildren(el('p', { class: 'note' }, bi(`这一天没有公平性审计（${bytes.error}）`, `No fairness audit for this day (${bytes.error})`)));
+  }
+  let audit;
+  try {
+    audit = parseAudit(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (e) {
+    return out.replaceChildren(el('p', { class: 'err' }, bi('公平性审计文件格式错误', 'The fairness audit file is malformed'), ' ', el('small', null, e.message)));
+  }
+  out.replaceChildren(
+    el('h3', null, bi('公平性审计', 'Fairness audit')),
+    auditView(audit, el),
+    el('p', { class: 'note' }, bi('审计只由 entrants.csv、stock.csv 和 result.csv 算出；notary verify 会重算并逐字节比对。',
+      'The audit is computed from entrants.csv, stock.csv and result.csv alone; notary verify recomputes it byte for byte.'), ' ',
+    el('a', { href: FILE_URL(date, 'audit.txt'), download: 'audit.txt' }, 'audit.txt')));
+  return audit;
 }
 
 /** The published draws as buttons that fill the date (GET /api/v1/draws). */

@@ -1,5 +1,6 @@
 //! `spawn_app()`: a fresh, isolated maskdraw on port 0 (zero-to-production's test helpers).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -395,4 +396,25 @@ async fn relay(inbound: TcpStream, outbound: TcpStream, mut stalled: watch::Rece
         _ = up => {}
         _ = down => {}
     }
+}
+
+/// The `notary` binary of the `lottery` crate, built once for this test process (another
+/// package's binary has no `CARGO_BIN_EXE_` here).
+pub fn notary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .current_dir(root)
+                .args(["build", "--quiet", "-p", "lottery", "--bin", "notary"])
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building notary failed");
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| root.join("target"), PathBuf::from)
+                .join("debug/notary")
+        })
+        .clone()
 }

@@ -18,6 +18,7 @@ mod pages;
 mod phone_codes;
 mod poison;
 mod publication;
+mod receipts;
 mod redis_cluster;
 mod reservations;
 mod retention;

@@ -996,3 +996,129 @@ fn cells_in(path: &Path) -> usize {
         .map(|r| r.unwrap().len())
         .sum()
 }
+
+/// Runs `notary ARGS`, answering (success, stdout and stderr).
+fn run_notary(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = std::process::Command::new(crate::helpers::notary())
+        .args(args)
+        .output()
+        .expect("notary runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn the_draw_waits_for_every_configured_witness_and_proceeds_once_each_has_cosigned() {
+    let witnesses = std::env::temp_dir().join(format!("md-witnesses-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&witnesses).unwrap();
+    let pubs: Vec<(String, std::path::PathBuf)> = ["notary", "pharma-group"]
+        .iter()
+        .map(|p| (p.to_string(), witnesses.join(format!("{p}.pub"))))
+        .collect();
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options::default(), |s| {
+        s.witnesses = pubs.iter().cloned().collect();
+    })
+    .await;
+    for (party, _) in &pubs {
+        let key = witnesses.join(format!("{party}.key"));
+        let (ok, said) = run_notary(&["keygen".as_ref(), key.as_os_str()]);
+        assert!(ok, "{said}");
+    }
+    let date = today() + days(2);
+    let (d, _) = stocked_day(&app, 3, date).await;
+    let sealed = d.seal(date).await.unwrap();
+    let authority = d.ctx.settings.keys_dir.join("authority.pub");
+    let cosign = |party: &str| {
+        run_notary(&[
+            "cosign".as_ref(),
+            sealed.dir.as_os_str(),
+            "--key".as_ref(),
+            witnesses.join(format!("{party}.key")).as_os_str(),
+            "--party".as_ref(),
+            party.as_ref(),
+            "--state".as_ref(),
+            witnesses.join(format!("{party}.state")).as_os_str(),
+            "--authority".as_ref(),
+            authority.as_os_str(),
+        ])
+    };
+    let nothing_drawn = || {
+        for f in [
+            "draw.txt",
+            "draw.sig",
+            "result.csv",
+            "pools.csv",
+            "spill.csv",
+        ] {
+            assert!(
+                !sealed.dir.join(f).exists(),
+                "{f} written by a refused draw"
+            );
+        }
+    };
+
+    // No cosignature: refused, naming both witnesses, nothing written, no seed pinned.
+    let refusal = draw_with(&d, date, "dice 1 2 3").await;
+    refused(refusal, "pharma-group (seal.cosig.pharma-group");
+    let why = draw_with(&d, date, "dice 1 2 3")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(why.contains("notary (seal.cosig.notary"), "{why}");
+    nothing_drawn();
+    assert!(maskdraw::store::day::draw_seed(&d.ctx.db, date)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(recorded_draw_txt(&d, date).await.is_none());
+
+    // The notary cosigns: still refused, now naming only the pharma group.
+    let (ok, said) = cosign("notary");
+    assert!(ok, "{said}");
+    let why = draw_with(&d, date, "dice 1 2 3")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(why.contains("pharma-group"), "{why}");
+    assert!(!why.contains("notary (seal.cosig.notary"), "{why}");
+    nothing_drawn();
+
+    // A cosignature by a key other than the configured one does not count.
+    let stranger = witnesses.join("stranger.key");
+    let (ok, said) = run_notary(&["keygen".as_ref(), stranger.as_os_str()]);
+    assert!(ok, "{said}");
+    let (ok, said) = run_notary(&[
+        "cosign".as_ref(),
+        sealed.dir.as_os_str(),
+        "--key".as_ref(),
+        stranger.as_os_str(),
+        "--party".as_ref(),
+        "pharma-group".as_ref(),
+        "--state".as_ref(),
+        witnesses.join("stranger.state").as_os_str(),
+        "--authority".as_ref(),
+        authority.as_os_str(),
+    ]);
+    assert!(ok, "{said}");
+    refused(draw_with(&d, date, "dice 1 2 3").await, "pharma-group");
+    nothing_drawn();
+
+    // The pharma group's own cosignature: the draw proceeds, and the day verifies with both.
+    let (ok, said) = cosign("pharma-group");
+    assert!(ok, "{said}");
+    draw_with(&d, date, "dice 1 2 3").await.unwrap();
+    assert!(sealed.dir.join("result.csv").exists());
+    let keys: Vec<(String, ed25519_dalek::VerifyingKey)> = app.settings.witness_keys().unwrap();
+    lottery::cosign::check_cosignatures(&sealed.dir, &keys).unwrap();
+    assert_drawn_day_agrees(&d, date).await;
+    app.teardown().await;
+    std::fs::remove_dir_all(witnesses).unwrap();
+}

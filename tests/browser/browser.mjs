@@ -46,3 +46,8 @@ export const scrollWidth = (page) => page.evaluate(() => document.documentElemen
 export async function text(locator) {
   return (await locator.innerText()).replace(/\s+/g, ' ').trim();
 }
+
+/** Saves a screenshot of one element as <SCREENSHOT_DIR>/<name>.png. */
+export function screenshotOf(locator, name) {
+  return locator.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+}

@@ -4,7 +4,7 @@
 // so the server and its files stay as published.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, launch, phone, screenshot, scrollWidth, text } from './browser.mjs';
+import { BASE, launch, phone, screenshot, screenshotOf, scrollWidth, text } from './browser.mjs';
 
 const { DATE, WINNER, LOSER, HOLDER_TICKET, STATE_FILE } = process.env;
 let browser;
@@ -61,8 +61,16 @@ async function passesEverything(ticket, name, wonWords) {
   for (const [title, c] of Object.entries(seen)) assert.equal(c.state, '通过', `${title}: ${c.text}`);
   assert.match(seen['在封存名单中'].text, /you were in the sealed list/);
   assert.match(seen['结果'].text, /the server's result \(.*\) agrees/);
+  // The day's fairness audit, drawn by the page: four charts, nothing flagged.
+  const audit = page.locator('#proof-out .audit');
+  await audit.waitFor({ timeout: 30_000 });
+  assert.match(await text(audit), /公平性审计：未发现偏离 Fairness audit: no deviation/);
+  assert.equal(await audit.locator('figure svg.chart').count(), 4);
+  assert.equal(await audit.locator('figure.flagged').count(), 0);
+  assert.ok(await audit.locator('figure[data-attribute=hour] rect.bar').count() >= 1);
   assert.ok(await scrollWidth(page) <= 360, `the proof fits 360 px: ${await scrollWidth(page)}`);
   await screenshot(page, name);
+  await screenshotOf(audit, `${name}-audit`);
   assert.deepEqual(page.errors(), []);
   await page.context().close();
 }
@@ -102,6 +110,25 @@ async function failsWith(ticket, tamper, name, want) {
   await page.context().close();
   return seen;
 }
+
+test('a skewed audit (the DV-2012 failure) is drawn flagged, with the deviating test named', async () => {
+  const page = await checkOnPage(WINNER, rewrite(`**/snapshots/${DATE}/audit.txt`, (s) => s
+    .replace(/^test:hour-trend:[^\n]*$/m, 'test:hour-trend:61.000,1,5.62e-15')
+    .replace('verdict:pass', 'verdict:flagged:hour-trend')));
+  const audit = page.locator('#proof-out .audit');
+  await audit.waitFor({ timeout: 30_000 });
+  const seen = await text(audit);
+  assert.match(seen, /公平性审计：发现偏离 Fairness audit: FLAGGED \(hour-trend\)/);
+  assert.match(seen, /hour-trend: Q = 61\.000, df = 1, p = 5\.62e-15 < 1e-6 偏离 FLAGGED/);
+  assert.equal(await audit.locator('figure.flagged').count(), 1);
+  assert.equal(await audit.locator('figure.flagged').getAttribute('data-attribute'), 'hour');
+  assert.equal(await audit.locator('svg.chart.flagged').count(), 1);
+  assert.ok(await scrollWidth(page) <= 360);
+  await screenshot(page, 'proof-8-audit-flagged');
+  await screenshotOf(audit, 'proof-8-audit-flagged-chart');
+  assert.deepEqual(page.errors(), []);
+  await page.context().close();
+});
 
 test('a changed audit path hash in the proof fails "in the sealed list"', async () => {
   await failsWith(WINNER, rewrite('**/proof?*', (p) => ({ ...p, audit_path: p.audit_path.map((h, i) => (i === 0 ? flipFirst(h) : h)) })),

@@ -38,7 +38,7 @@ test('a person reserves through the page and sees the ticket id and its status, 
   await screenshot(page, 'reserve-2-filled');
   await form.getByRole('button', { name: '提交预约' }).click();
 
-  const out = page.locator('#reserve-out .ok');
+  const out = page.locator('#reserve-out > .ok');
   await out.waitFor();
   const shown = await text(out);
   assert.match(shown, /预约已受理/);
@@ -46,6 +46,17 @@ test('a person reserves through the page and sees the ticket id and its status, 
   const ticket = /[0-9A-HJKMNP-TV-Z]{26}/.exec(shown)?.[0];
   assert.ok(ticket, `a ticket id is shown: ${shown}`);
   assert.ok(await scrollWidth(page) <= 360, `the answer fits: ${await scrollWidth(page)} px`);
+  // The signed receipt, checked in the page: signature, batch path, and what was asked for.
+  const receipt = page.locator('#reserve-out .receipt.verdict');
+  await receipt.waitFor({ timeout: 30_000 });
+  const rt = await text(receipt);
+  assert.match(rt, /签名收据已核验 Signed receipt checked/, rt);
+  assert.ok(rt.includes(ticket), rt);
+  for (const check of ['收据格式', '批次路径', '受理签名', '与您的预约一致']) {
+    assert.match(rt, new RegExp(`${check} .*? · 通过 passed`), `${check}: ${rt}`);
+  }
+  assert.match(rt, /保证参加 First draw \d{4}-\d{2}-\d{2}/);
+  assert.doesNotMatch(rt, /未通过/);
   await screenshot(page, 'reserve-3-accepted');
   console.log(`TICKET=${ticket}`);
   console.log(`PHARMACY=${pharmacy}`);
@@ -61,8 +72,29 @@ test('a person reserves through the page and sees the ticket id and its status, 
   assert.match(st, /已受理|已登记，等待摇号/);
   assert.match(st, /尚未参加摇号/);
   assert.ok(await scrollWidth(page) <= 360, `the status fits: ${await scrollWidth(page)} px`);
+  // The receipt kept on this device is checked again here.
+  const kept = page.locator('#receipt-out .receipt.verdict');
+  await kept.waitFor();
+  assert.match(await text(kept), /签名收据已核验/);
+  assert.ok(await scrollWidth(page) <= 360, `the kept receipt fits: ${await scrollWidth(page)} px`);
   await screenshot(page, 'reserve-4-status');
   assert.deepEqual(page.errors(), []);
   // The device's storage (the ticket id and its holder secret) for a later visit after the draw.
   if (STATE_FILE) await page.context().storageState({ path: STATE_FILE });
+
+  // A receipt changed on the device (flexible turned off) no longer checks out, and says so.
+  await page.evaluate(() => {
+    const k = JSON.parse(localStorage.getItem('maskdraw.receipt'));
+    k.receipt = k.receipt.replace('flexible:1', 'flexible:0');
+    localStorage.setItem('maskdraw.receipt', JSON.stringify(k));
+  });
+  await page.reload();
+  const bad = page.locator('#receipt-out .receipt.verdict.err');
+  await bad.waitFor();
+  const bt = await text(bad);
+  assert.match(bt, /收据核验未通过 The receipt did NOT check out/);
+  assert.match(bt, /受理签名 .*? · 未通过 FAILED/);
+  assert.match(bt, /与您的预约一致 .*? · 未通过 FAILED.*flexible 0 ≠ 1/);
+  await screenshot(page, 'reserve-5-receipt-tampered');
+  assert.deepEqual(page.errors(), []);
 });

@@ -18,24 +18,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::load::{self, LoadRun};
-use maskdraw::domain::IdNumber;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 
 #[path = "common/mod.rs"]
 mod common;
 
 use common::env_u64;
-
-/// The i-th unique, valid identity number (distinct for i < 10^9).
-fn identity(i: u64) -> String {
-    let seq = i % 1000;
-    let day = (i / 1000) % 28 + 1;
-    let month = (i / 28_000) % 12 + 1;
-    let year = 1930 + (i / 336_000) % 80;
-    let region = 110_000 + (i / 26_880_000) % 500_000;
-    let first = format!("{region:06}{year:04}{month:02}{day:02}{seq:03}");
-    format!("{first}{}", IdNumber::check_char(&first))
-}
 
 struct Services {
     serve: Child,
@@ -89,15 +77,7 @@ async fn open_model(
         total,
         rate,
         |i| {
-            let body = serde_json::to_vec(&serde_json::json!({
-                "id_number": identity(first + i),
-                "name": "压测",
-                "phone": format!("138{:08}", (first + i) % 100_000_000),
-                "pharmacy_id": pharmacies[(i as usize * 7919) % pharmacies.len()],
-                "product_id": if i % 3 == 0 { "MED-SURG" } else { "KN95" },
-                "flexible": i % 2 == 0,
-            }))
-            .unwrap_or_default();
+            let body = common::faults::reservation_body(first + i, pharmacies);
             load::post_json(addr, "/api/v1/reservations", &body)
         },
         &[202],
@@ -133,32 +113,7 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
     }
 }
 
-/// How many of `tickets` are missing from PostgreSQL.
-async fn missing(db: &DatabaseConnection, tickets: &[String]) -> usize {
-    let mut present = 0usize;
-    for chunk in tickets.chunks(50_000) {
-        let arr = sea_orm::Value::Array(
-            sea_orm::sea_query::ArrayType::String,
-            Some(Box::new(
-                chunk
-                    .iter()
-                    .map(|t| sea_orm::Value::String(Some(Box::new(t.clone()))))
-                    .collect(),
-            )),
-        );
-        let row = db
-            .query_one(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT count(*) AS n FROM tickets WHERE ticket_id = ANY($1::bpchar[])",
-                vec![arr],
-            ))
-            .await
-            .expect("count")
-            .expect("row");
-        present += row.try_get::<i64>("", "n").expect("n") as usize;
-    }
-    tickets.len() - present
-}
+use common::faults::missing;
 
 async fn wait_rows(db: &DatabaseConnection, n: i64, limit: Duration) -> Option<Duration> {
     let start = Instant::now();

@@ -341,7 +341,10 @@ async fn run(
     let base = format!("http://127.0.0.1:{port}");
     // Readiness details and metrics are on the operator listener.
     let admin_base = format!("http://127.0.0.1:{admin_port}");
-    let (readyz, metrics) = (format!("{admin_base}/readyz"), format!("{admin_base}/metrics"));
+    let (readyz, metrics) = (
+        format!("{admin_base}/readyz"),
+        format!("{admin_base}/metrics"),
+    );
     let client = reqwest::Client::new();
     let start = Instant::now();
     while client.get(&readyz).send().await.is_err() {
@@ -434,7 +437,16 @@ async fn run(
             let tx0 = transactions(admin, db_name).await;
             let total = rate * seconds;
             let run = if proofs {
-                load::open_model(addr, CONNECTIONS, total, rate, proof_request, &[200], |_, _| None).await
+                load::open_model(
+                    addr,
+                    CONNECTIONS,
+                    total,
+                    rate,
+                    proof_request,
+                    &[200],
+                    |_, _| None,
+                )
+                .await
             } else {
                 load::open_model(
                     addr,

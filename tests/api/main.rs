@@ -1,6 +1,10 @@
 //! One integration test binary against the real PostgreSQL, Redis and RabbitMQ on loopback.
 //! Every test gets its own database, Redis key prefix and queue names (see `helpers`).
 
+// The benches' load generator and fault machinery (own services, proxies, processes).
+#[path = "../../benches/common/mod.rs"]
+mod common;
+
 mod browser;
 mod cluster_infra;
 mod conformance;
@@ -8,6 +12,7 @@ mod day;
 mod deploy;
 mod durability;
 mod fallback_durability;
+mod faults;
 mod hardening;
 mod helpers;
 mod locks;
@@ -17,5 +22,6 @@ mod phone_codes;
 mod poison;
 mod publication;
 mod reservations;
-mod timeouts;
 mod secrets;
+mod timeouts;
+mod two_of_each;

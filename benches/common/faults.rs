@@ -561,10 +561,16 @@ impl Stack {
             .arg(cmd)
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            // Quiet unless asked: the faults make every process log its lost connections.
             .env(
                 "RUST_LOG",
                 std::env::var("FAULTS_LOG").unwrap_or_else(|_| "error".into()),
             )
+            .stderr(if std::env::var_os("FAULTS_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::null())
             .spawn()
             .expect("start maskdraw")
@@ -1025,39 +1031,11 @@ pub async fn scenario_on(
     seconds: u64,
     first: u64,
 ) -> Outcome {
-    let pharmacies = pharmacies();
     let total = rate * seconds;
     let addrs = stack.addrs();
     let fault_start = (seconds as f64 / 2.0 - fault.span().as_secs_f64() / 2.0).max(0.5);
     let t0 = Instant::now();
-    let in_progress = |status: u16, body: &[u8]| {
-        (status == 409 && body.windows(19).any(|w| w == b"request_in_progress"))
-            .then(|| "in_progress".to_string())
-    };
-    let keep = |status: u16, body: &[u8]| {
-        if status == 202 {
-            serde_json::from_slice::<serde_json::Value>(body)
-                .ok()
-                .and_then(|v| v["ticket_id"].as_str().map(str::to_string))
-        } else {
-            in_progress(status, body)
-        }
-    };
-    let load = load::open_model_on(
-        &addrs,
-        connections_for(rate),
-        total,
-        rate,
-        |i| {
-            load::post_json(
-                addrs[0],
-                "/api/v1/reservations",
-                &reservation_body(first + i, &pharmacies),
-            )
-        },
-        &[202, 409],
-        keep,
-    );
+    let load = offer(&addrs, rate, |i| first + i, total);
     let inject = async {
         tokio::time::sleep(Duration::from_secs_f64(fault_start)).await;
         let begun = t0.elapsed().as_secs_f64();
@@ -1079,73 +1057,120 @@ pub async fn scenario_on(
         ..Outcome::default()
     };
     out.other = run.offered - out.accepted - out.unavailable;
-    let mut tickets: Vec<String> = Vec::new();
-    let mut in_progress_people = std::collections::HashSet::new();
+    out.p50_ms = run.ms(0.5);
+    out.p99_ms = run.ms(0.99);
+    out.max_ms = run.ms(1.0);
+    let check = retry_and_check(stack, &run, rate, first).await;
+    out.retried = check.retried;
+    out.retried_accepted = check.retried_accepted;
+    out.lost = check.lost;
+    out.duplicates = check.duplicates;
+    out
+}
+
+/// What [`retry_and_check`] found.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Check {
+    pub retried: u64,
+    pub retried_accepted: u64,
+    pub accepted_total: u64,
+    pub lost: usize,
+    pub duplicates: i64,
+}
+
+/// What to keep from an answer: the ticket of a 202, a marker for 409 `request_in_progress`.
+fn keep_answer(status: u16, body: &[u8]) -> Option<String> {
+    match status {
+        202 => serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["ticket_id"].as_str().map(str::to_string)),
+        409 if body.windows(19).any(|w| w == b"request_in_progress") => Some("in_progress".into()),
+        _ => None,
+    }
+}
+
+/// The tickets of a run's 202s, and the request indexes whose answer was not final.
+fn tickets_and_pending(run: &LoadRun) -> (Vec<String>, Vec<u64>) {
+    let mut tickets = Vec::new();
+    let mut in_progress = std::collections::HashSet::new();
     for (k, i) in run.kept.iter().zip(&run.kept_index) {
         if k == "in_progress" {
-            in_progress_people.insert(*i);
+            in_progress.insert(*i);
         } else {
             tickets.push(k.clone());
         }
     }
-    out.p50_ms = run.ms(0.5);
-    out.p99_ms = run.ms(0.99);
-    out.max_ms = run.ms(1.0);
-
-    // The people who would try again: until they get a final answer, for at most a minute
-    // (a request that died with its server holds the person's lock for 30 s).
-    let mut pending: Vec<u64> = run
+    let pending = run
         .status_of
         .iter()
         .enumerate()
-        .filter(|(i, &st)| retryable(st, in_progress_people.contains(&(*i as u64))))
+        .filter(|(i, &st)| retryable(st, in_progress.contains(&(*i as u64))))
         .map(|(i, _)| i as u64)
         .collect();
-    out.retried = pending.len() as u64;
+    (tickets, pending)
+}
+
+/// Offers people `first + i` (their own reservation each) at `rate`.
+pub async fn offer(
+    addrs: &[SocketAddr],
+    rate: u64,
+    people: impl Fn(u64) -> u64,
+    total: u64,
+) -> LoadRun {
+    let pharmacies = pharmacies();
+    let host = addrs[0];
+    load::open_model_on(
+        addrs,
+        connections_for(rate),
+        total,
+        rate,
+        |i| {
+            load::post_json(
+                host,
+                "/api/v1/reservations",
+                &reservation_body(people(i), &pharmacies),
+            )
+        },
+        &[202, 409],
+        keep_answer,
+    )
+    .await
+}
+
+/// After a run of people `first..`: asks again every person whose answer was not final (503,
+/// 429, 409 `request_in_progress`, no answer) until each has one, for at most a minute (a
+/// request that died with its server holds the person's lock for 30 s); then waits for
+/// PostgreSQL and checks every 202 ticket by ticket, and that no person holds two tickets.
+pub async fn retry_and_check(stack: &Stack, run: &LoadRun, rate: u64, first: u64) -> Check {
+    let (mut tickets, mut pending) = tickets_and_pending(run);
+    let mut check = Check {
+        retried: pending.len() as u64,
+        ..Check::default()
+    };
     let retry_start = Instant::now();
     let addrs = stack.addrs();
     while !pending.is_empty() && retry_start.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let people = pending.clone();
-        let again = load::open_model_on(
+        let again = offer(
             &addrs,
-            connections_for(rate),
-            people.len() as u64,
             rate,
-            |j| {
-                load::post_json(
-                    addrs[0],
-                    "/api/v1/reservations",
-                    &reservation_body(first + people[j as usize], &pharmacies),
-                )
-            },
-            &[202, 409],
-            keep,
+            |j| first + people[j as usize],
+            people.len() as u64,
         )
         .await;
-        let mut in_progress_now = std::collections::HashSet::new();
-        for (k, j) in again.kept.iter().zip(&again.kept_index) {
-            if k == "in_progress" {
-                in_progress_now.insert(*j);
-            } else {
-                tickets.push(k.clone());
-                out.retried_accepted += 1;
-            }
-        }
-        pending = again
-            .status_of
-            .iter()
-            .enumerate()
-            .filter(|(j, &st)| retryable(st, in_progress_now.contains(&(*j as u64))))
-            .map(|(j, _)| people[j])
-            .collect();
+        let (more, still) = tickets_and_pending(&again);
+        check.retried_accepted += more.len() as u64;
+        tickets.extend(more);
+        pending = still.into_iter().map(|j| people[j as usize]).collect();
     }
+    check.accepted_total = tickets.len() as u64;
     // Long enough for a PostgreSQL outage's backlog; quiet long enough for a late duplicate.
-    out.lost = stack
+    check.lost = stack
         .settle(&tickets, Duration::from_secs(3), Duration::from_secs(180))
         .await;
-    out.duplicates = stack.duplicates().await;
-    out
+    check.duplicates = stack.duplicates().await;
+    check
 }
 
 /// Resident memory (KiB) and open descriptors of a process, from /proc.

@@ -13,6 +13,7 @@ const SECONDS: u64 = 8;
 
 async fn short(fault: Fault) -> Outcome {
     let out = run_scenario(fault, RATE, SECONDS).await;
+    println!("{}\n{}", Outcome::header(), out.row());
     assert!(out.accepted > 0, "nothing was accepted: {out:?}");
     assert_eq!(out.lost, 0, "202s missing from PostgreSQL: {out:?}");
     assert_eq!(

@@ -174,6 +174,9 @@ async fn overload() -> bool {
     lost == 0 && duplicates == 0
 }
 
+/// RSS (KiB) and open descriptors by process name.
+type Sample = BTreeMap<String, (u64, u64)>;
+
 fn met(ok: bool) -> &'static str {
     if ok {
         "met"
@@ -221,7 +224,7 @@ async fn soak() -> bool {
         windows
     };
     let sampler = async {
-        let mut samples: Vec<(f64, BTreeMap<String, (u64, u64)>)> = Vec::new();
+        let mut samples: Vec<(f64, Sample)> = Vec::new();
         while t0.elapsed() < Duration::from_secs(seconds) {
             let procs = procs_rx.borrow().clone();
             let s = sample(&procs);

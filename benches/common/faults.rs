@@ -657,6 +657,27 @@ impl Stack {
         missing(&self.db, tickets).await
     }
 
+    /// How many of `tickets` PostgreSQL stored as `rejected`.
+    pub async fn rejected(&self, tickets: &[String]) -> usize {
+        let mut n = 0;
+        for chunk in tickets.chunks(50_000) {
+            let arr = ticket_array(chunk);
+            let row = self
+                .db
+                .query_one(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT count(*) AS n FROM tickets WHERE ticket_id = ANY($1::bpchar[]) \
+                     AND status = 'rejected'",
+                    vec![arr],
+                ))
+                .await
+                .expect("count")
+                .expect("row");
+            n += row.try_get::<i64>("", "n").expect("n") as usize;
+        }
+        n
+    }
+
     /// People with more than one registered ticket.
     pub async fn duplicates(&self) -> i64 {
         scalar(
@@ -778,19 +799,24 @@ async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
         .expect("n")
 }
 
+/// Ticket ids as a bind value for `ANY($1::bpchar[])`.
+fn ticket_array(chunk: &[String]) -> sea_orm::Value {
+    sea_orm::Value::Array(
+        sea_orm::sea_query::ArrayType::String,
+        Some(Box::new(
+            chunk
+                .iter()
+                .map(|t| sea_orm::Value::String(Some(Box::new(t.clone()))))
+                .collect(),
+        )),
+    )
+}
+
 /// How many of `tickets` are missing from PostgreSQL's `tickets`.
 pub async fn missing(db: &DatabaseConnection, tickets: &[String]) -> usize {
     let mut present = 0usize;
     for chunk in tickets.chunks(50_000) {
-        let arr = sea_orm::Value::Array(
-            sea_orm::sea_query::ArrayType::String,
-            Some(Box::new(
-                chunk
-                    .iter()
-                    .map(|t| sea_orm::Value::String(Some(Box::new(t.clone()))))
-                    .collect(),
-            )),
-        );
+        let arr = ticket_array(chunk);
         let row = db
             .query_one(Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -943,6 +969,8 @@ pub struct Outcome {
     pub lost: usize,
     /// People with two registered tickets.
     pub duplicates: i64,
+    /// 202s stored as `rejected`.
+    pub rejected: usize,
     /// Seconds from the fault's end until 202s come back at ≥ 90% of the offered rate for
     /// three seconds in a row (by the time the answers came); `None`: not within the run.
     pub recovery_secs: Option<f64>,
@@ -956,14 +984,14 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn header() -> String {
-        "| scenario | offered | 202 | 503 | other | retried → 202 | lost | duplicates | fault (s into load) | back at full rate after | 202 p99 |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| scenario | offered | 202 | 503 | other | retried → 202 | lost | duplicates | 202 stored rejected | fault (s into load) | back at full rate after | 202 p99 |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             .to_string()
     }
 
     pub fn row(&self) -> String {
         format!(
-            "| {} | {} | {} | {} | {} | {} → {} | {} | {} | {:.1}–{:.1} | {} | {:.0} ms |",
+            "| {} | {} | {} | {} | {} | {} → {} | {} | {} | {} | {:.1}–{:.1} | {} | {:.0} ms |",
             self.name,
             self.offered,
             self.accepted,
@@ -973,6 +1001,7 @@ impl Outcome {
             self.retried_accepted,
             self.lost,
             self.duplicates,
+            self.rejected,
             self.fault_at.0,
             self.fault_at.1,
             self.recovery_secs
@@ -1065,6 +1094,7 @@ pub async fn scenario_on(
     out.retried_accepted = check.retried_accepted;
     out.lost = check.lost;
     out.duplicates = check.duplicates;
+    out.rejected = check.rejected;
     out
 }
 
@@ -1076,6 +1106,8 @@ pub struct Check {
     pub accepted_total: u64,
     pub lost: usize,
     pub duplicates: i64,
+    /// 202s stored as `rejected` (the database refused a second active ticket of the person).
+    pub rejected: usize,
 }
 
 /// What to keep from an answer: the ticket of a 202, a marker for 409 `request_in_progress`.
@@ -1170,6 +1202,7 @@ pub async fn retry_and_check(stack: &Stack, run: &LoadRun, rate: u64, first: u64
         .settle(&tickets, Duration::from_secs(3), Duration::from_secs(180))
         .await;
     check.duplicates = stack.duplicates().await;
+    check.rejected = stack.rejected(&tickets).await;
     check
 }
 

@@ -26,6 +26,16 @@ pub struct LoadRun {
     pub latencies_us: Vec<u64>,
     /// What the caller kept from each counted response (e.g. a ticket id).
     pub kept: Vec<String>,
+    /// The request index of each entry of `kept`.
+    pub kept_index: Vec<u64>,
+    /// Per request index: its HTTP status, or 0 when it got no answer.
+    pub status_of: Vec<u16>,
+    /// Per request index: when its answer (or failure) came, in ms since the start.
+    pub finish_ms: Vec<u32>,
+    /// Latencies (µs from the due time) of the 503 and 429 answers, sorted.
+    pub shed_latencies_us: Vec<u64>,
+    /// 503 and 429 answers that carried no `Retry-After`.
+    pub shed_without_retry_after: u64,
     pub elapsed: Duration,
 }
 
@@ -91,17 +101,29 @@ pub fn post_json(addr: SocketAddr, path: &str, body: &[u8]) -> Vec<u8> {
 }
 
 struct Job {
+    index: u64,
     due: tokio::time::Instant,
     request: Vec<u8>,
 }
 
-/// (status or 0, µs since due, body or error kind)
-type Outcome = (u16, u64, Vec<u8>);
+/// What came back for one request.
+struct Outcome {
+    index: u64,
+    /// HTTP status, or 0 for no answer.
+    status: u16,
+    /// µs since the request was due.
+    us: u64,
+    /// ms since the run started.
+    finished_ms: u32,
+    retry_after: bool,
+    /// The body, or the kind of transport error.
+    body: Vec<u8>,
+}
 
-async fn exchange(
-    s: &mut tokio::net::TcpStream,
-    request: &[u8],
-) -> std::io::Result<(u16, Vec<u8>)> {
+/// One answer: status, whether it carried `Retry-After`, body.
+type Answer = (u16, bool, Vec<u8>);
+
+async fn exchange(s: &mut tokio::net::TcpStream, request: &[u8]) -> std::io::Result<Answer> {
     s.write_all(request).await?;
     let mut buf = Vec::with_capacity(4096);
     // The head, then exactly Content-Length bytes of body.
@@ -127,6 +149,7 @@ async fn exchange(
         .find_map(|l| l.strip_prefix("content-length:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
+    let retry_after = head.lines().any(|l| l.starts_with("retry-after:"));
     while buf.len() < head_end + len {
         let mut chunk = [0u8; 8192];
         let n = s.read(&mut chunk).await?;
@@ -135,11 +158,25 @@ async fn exchange(
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    Ok((status, buf[head_end..head_end + len].to_vec()))
+    Ok((status, retry_after, buf[head_end..head_end + len].to_vec()))
+}
+
+/// A connection to the first of `addrs` that accepts one, trying them in turn from `first`
+/// (what a load balancer does with an upstream that refuses connections).
+async fn connect(addrs: &[SocketAddr], first: usize) -> Option<tokio::net::TcpStream> {
+    for k in 0..addrs.len() {
+        if let Ok(s) = tokio::net::TcpStream::connect(addrs[(first + k) % addrs.len()]).await {
+            let _ = s.set_nodelay(true);
+            return Some(s);
+        }
+    }
+    None
 }
 
 async fn connection_loop(
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
+    first: usize,
+    start: tokio::time::Instant,
     jobs: async_channel::Receiver<Job>,
     out: tokio::sync::mpsc::UnboundedSender<Outcome>,
 ) {
@@ -148,12 +185,9 @@ async fn connection_loop(
         let mut attempt = 0;
         let result = loop {
             if stream.is_none() {
-                match tokio::net::TcpStream::connect(addr).await {
-                    Ok(s) => {
-                        let _ = s.set_nodelay(true);
-                        stream = Some(s);
-                    }
-                    Err(_) => break Err("connect"),
+                match connect(&addrs, first).await {
+                    Some(s) => stream = Some(s),
+                    None => break Err("connect"),
                 }
             }
             let Some(s) = stream.as_mut() else {
@@ -172,9 +206,18 @@ async fn connection_loop(
             }
         };
         let us = job.due.elapsed().as_micros() as u64;
-        let _ = out.send(match result {
-            Ok((status, body)) => (status, us, body),
-            Err(kind) => (0, us, kind.as_bytes().to_vec()),
+        let finished_ms = start.elapsed().as_millis().min(u128::from(u32::MAX)) as u32;
+        let (status, retry_after, body) = match result {
+            Ok(answer) => answer,
+            Err(kind) => (0, false, kind.as_bytes().to_vec()),
+        };
+        let _ = out.send(Outcome {
+            index: job.index,
+            status,
+            us,
+            finished_ms,
+            retry_after,
+            body,
         });
     }
 }
@@ -187,17 +230,40 @@ pub async fn open_model(
     connections: usize,
     total: u64,
     rate: u64,
+    make: impl FnMut(u64) -> Vec<u8>,
+    counted: &[u16],
+    keep: impl Fn(u16, &[u8]) -> Option<String>,
+) -> LoadRun {
+    open_model_on(&[addr], connections, total, rate, make, counted, keep).await
+}
+
+/// [`open_model`] against several servers: connection *k* goes to `addrs[k % n]`, and to the
+/// next one that accepts when its own refuses (a load balancer's retry of a refused connect;
+/// a request already sent to a server that dies gets no answer and is not resent).
+pub async fn open_model_on(
+    addrs: &[SocketAddr],
+    connections: usize,
+    total: u64,
+    rate: u64,
     mut make: impl FnMut(u64) -> Vec<u8>,
     counted: &[u16],
     keep: impl Fn(u16, &[u8]) -> Option<String>,
 ) -> LoadRun {
     let (jobs_tx, jobs_rx) = async_channel::unbounded::<Job>();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
+    let start = tokio::time::Instant::now();
     let workers: Vec<_> = (0..connections)
-        .map(|_| tokio::spawn(connection_loop(addr, jobs_rx.clone(), tx.clone())))
+        .map(|k| {
+            tokio::spawn(connection_loop(
+                addrs.to_vec(),
+                k % addrs.len().max(1),
+                start,
+                jobs_rx.clone(),
+                tx.clone(),
+            ))
+        })
         .collect();
     drop(tx);
-    let start = tokio::time::Instant::now();
     let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
     let feeder = async {
         for i in 0..total {
@@ -209,6 +275,7 @@ pub async fn open_model(
             }
             let _ = jobs_tx
                 .send(Job {
+                    index: i,
                     due,
                     request: make(i),
                 })
@@ -219,21 +286,34 @@ pub async fn open_model(
     let mut run = LoadRun {
         offered: total,
         latencies_us: Vec::with_capacity(total as usize),
+        status_of: vec![0; total as usize],
+        finish_ms: vec![0; total as usize],
         ..LoadRun::default()
     };
     let collect = async {
-        while let Some((status, us, body)) = rx.recv().await {
-            if status == 0 {
+        while let Some(o) = rx.recv().await {
+            if let Some(slot) = run.finish_ms.get_mut(o.index as usize) {
+                *slot = o.finished_ms;
+            }
+            if o.status == 0 {
                 *run.transport_errors
-                    .entry(String::from_utf8_lossy(&body).into_owned())
+                    .entry(String::from_utf8_lossy(&o.body).into_owned())
                     .or_insert(0) += 1;
                 continue;
             }
-            *run.by_status.entry(status).or_insert(0) += 1;
-            if counted.contains(&status) {
-                run.latencies_us.push(us);
-                if let Some(k) = keep(status, &body) {
+            if let Some(slot) = run.status_of.get_mut(o.index as usize) {
+                *slot = o.status;
+            }
+            *run.by_status.entry(o.status).or_insert(0) += 1;
+            if o.status == 503 || o.status == 429 {
+                run.shed_latencies_us.push(o.us);
+                run.shed_without_retry_after += u64::from(!o.retry_after);
+            }
+            if counted.contains(&o.status) {
+                run.latencies_us.push(o.us);
+                if let Some(k) = keep(o.status, &o.body) {
                     run.kept.push(k);
+                    run.kept_index.push(o.index);
                 }
             }
         }
@@ -244,5 +324,6 @@ pub async fn open_model(
     }
     run.elapsed = start.elapsed();
     run.latencies_us.sort_unstable();
+    run.shed_latencies_us.sort_unstable();
     run
 }

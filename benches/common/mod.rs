@@ -1,7 +1,9 @@
-//! What the benches share: the open-model load generator and the day's set-up.
+//! What the benches share (and the test suite includes): the open-model load generator, the
+//! fault machinery and the day's set-up.
 #![allow(dead_code)] // each bench uses a part
 
 pub mod day_setup;
+pub mod faults;
 pub mod intake;
 pub mod load;
 

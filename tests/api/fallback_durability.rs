@@ -2,8 +2,6 @@
 //! own on a free port, so it can kill -9 and restart it without touching the shared one.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use maskdraw::config::FallbackDurability;
@@ -11,110 +9,8 @@ use maskdraw::store::redis::RedisStore;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::Value;
 
+pub use crate::common::faults::OwnRedis;
 use crate::helpers::{reservation, spawn_app_with, Options, TestApp};
-
-/// A redis-server started by this test: killed (SIGKILL) and its directory removed on drop.
-pub struct OwnRedis {
-    pub port: u16,
-    dir: PathBuf,
-    aof: bool,
-    replica_of: Option<u16>,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    /// With `aof`, every write is fsynced to the append-only file before Redis answers
-    /// (`appendfsync always`); without, Redis keeps nothing (no AOF, no RDB).
-    pub async fn start(aof: bool) -> Self {
-        Self::start_with(aof, None).await
-    }
-
-    /// `replica_of`: the port of a Redis on 127.0.0.1 to replicate.
-    pub async fn start_with(aof: bool, replica_of: Option<u16>) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = std::env::temp_dir().join(format!("maskdraw-redis-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("the Redis directory");
-        let mut redis = Self {
-            port,
-            dir,
-            aof,
-            replica_of,
-            child: None,
-        };
-        redis.launch().await;
-        redis
-    }
-
-    async fn launch(&mut self) {
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--logfile")
-            .arg(self.dir.join("redis.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if self.aof {
-            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
-        } else {
-            cmd.args(["--appendonly", "no"]);
-        }
-        if let Some(primary) = self.replica_of {
-            cmd.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
-        }
-        self.child = Some(
-            cmd.spawn()
-                .expect("redis-server (apt-get install redis-server)"),
-        );
-        // Ready once PING answers PONG (a Redis still loading its AOF answers LOADING).
-        let client = deadpool_redis::redis::Client::open(self.url()).expect("url");
-        let start = Instant::now();
-        loop {
-            if let Ok(mut c) = client.get_multiplexed_async_connection().await {
-                let pong: Result<String, _> =
-                    deadpool_redis::redis::cmd("PING").query_async(&mut c).await;
-                if pong.is_ok() {
-                    return;
-                }
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "redis-server on port {} did not start",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// SIGKILL: no shutdown save, no AOF rewrite; what was not on disk is gone.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// kill -9, then the same server again on the same port and directory.
-    pub async fn kill_and_restart(&mut self) {
-        self.kill();
-        self.launch().await;
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 async fn ticket_ids(app: &TestApp) -> HashSet<String> {
     app.db

@@ -1,8 +1,7 @@
 //! `spawn_app()`: a fresh, isolated maskdraw on port 0 (zero-to-production's test helpers).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use maskdraw::config::{Environment, Secret, Settings};
@@ -10,8 +9,9 @@ use maskdraw::domain::IdNumber;
 use maskdraw::startup::{Application, Running};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+
+/// The proxy that cuts a service (shared with the benches' fault machinery).
+pub use crate::common::faults::TcpProxy;
 
 pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const AMQP: &str = "127.0.0.1:5672";
@@ -299,105 +299,6 @@ pub fn first_pharmacy() -> String {
         serde_json::from_slice(&std::fs::read(path).expect("catalog")).expect("json");
     list[0]["id"].as_str().expect("id").to_string()
 }
-
-/// A TCP proxy in front of RabbitMQ (or Redis) that a test can cut (every connection closed,
-/// new ones refused) and restore, or stall (what the server sends is held back, what the client
-/// sends still goes through: a lost confirm), without touching the shared server.
-pub struct TcpProxy {
-    pub port: u16,
-    up: Arc<AtomicBool>,
-    cut: watch::Sender<u64>,
-    stalled: watch::Sender<bool>,
-}
-
-impl TcpProxy {
-    pub async fn start(target: &'static str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let port = listener.local_addr().expect("addr").port();
-        let up = Arc::new(AtomicBool::new(true));
-        let (cut, cut_rx) = watch::channel(0u64);
-        let (stalled, stalled_rx) = watch::channel(false);
-        let up2 = up.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                if !up2.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let mut cut_rx = cut_rx.clone();
-                // Only a cut after this connection was accepted ends it.
-                cut_rx.borrow_and_update();
-                let stalled_rx = stalled_rx.clone();
-                tokio::spawn(async move {
-                    let Ok(outbound) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = relay(inbound, outbound, stalled_rx) => {}
-                        _ = cut_rx.changed() => {}
-                    }
-                });
-            }
-        });
-        Self {
-            port,
-            up,
-            cut,
-            stalled,
-        }
-    }
-
-    pub fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        self.cut.send_modify(|g| *g += 1);
-    }
-
-    pub fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-
-    /// Holds back everything the server sends until [`TcpProxy::unstall`].
-    pub fn stall(&self) {
-        let _ = self.stalled.send(true);
-    }
-
-    pub fn unstall(&self) {
-        let _ = self.stalled.send(false);
-    }
-}
-
-/// Copies both ways; bytes from the server wait while `stalled` is true.
-async fn relay(inbound: TcpStream, outbound: TcpStream, mut stalled: watch::Receiver<bool>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (mut client_read, mut client_write) = inbound.into_split();
-    let (mut server_read, mut server_write) = outbound.into_split();
-    let up = tokio::io::copy(&mut client_read, &mut server_write);
-    let down = async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match server_read.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            while *stalled.borrow_and_update() {
-                if stalled.changed().await.is_err() {
-                    return;
-                }
-            }
-            if client_write.write_all(&buf[..n]).await.is_err() {
-                return;
-            }
-        }
-    };
-    tokio::select! {
-        _ = up => {}
-        _ = down => {}
-    }
-}
-
 /// The `notary` binary of the `lottery` crate, built once for this test process (another
 /// package's binary has no `CARGO_BIN_EXE_` here).
 pub fn notary() -> PathBuf {

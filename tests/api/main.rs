@@ -1,6 +1,10 @@
 //! One integration test binary against the real PostgreSQL, Redis and RabbitMQ on loopback.
 //! Every test gets its own database, Redis key prefix and queue names (see `helpers`).
 
+// The benches' load generator and fault machinery (own services, proxies, processes).
+#[path = "../../benches/common/mod.rs"]
+mod common;
+
 mod browser;
 mod cluster;
 mod cluster_infra;
@@ -9,6 +13,7 @@ mod day;
 mod deploy;
 mod durability;
 mod fallback_durability;
+mod faults;
 mod fuzzing;
 mod hardening;
 mod helpers;
@@ -24,3 +29,4 @@ mod reservations;
 mod retention;
 mod secrets;
 mod timeouts;
+mod two_of_each;

@@ -26,6 +26,7 @@
 #   MASKDRAW_CLUSTER_PERSIST_PORTS the persisters' /metrics        (default "9181 9182")
 #   MASKDRAW_CLUSTER_APPS          1: start serve and persist; 0: infrastructure only (default 1)
 #   MASKDRAW_CLUSTER_ONLY          "redis": `up` starts the Redis Cluster alone (tests)
+#   MASKDRAW_CLUSTER_RABBIT_NAME   stem of the RabbitMQ node names (default md: md1..3@localhost)
 #   MASKDRAW_CLUSTER_DB_NAME       their database on 127.0.0.1:5432, created if missing
 #                                  (default maskdraw_cluster)
 #   MASKDRAW_BIN                   the maskdraw binary (default target/release/maskdraw, built)
@@ -161,7 +162,11 @@ redis_status() {
 
 # ---------------------------------------------------------------- RabbitMQ cluster
 
-rabbit_node() { echo "md$(($1 + 1))@localhost"; }
+# Node names are md1..3@localhost unless MASKDRAW_CLUSTER_RABBIT_NAME gives another stem (two
+# clusters on one host need different names: epmd knows each name once).
+RABBIT_NAME=${MASKDRAW_CLUSTER_RABBIT_NAME:-md}
+[[ $RABBIT_NAME =~ ^[a-z][a-z0-9]{0,15}$ ]] || die "MASKDRAW_CLUSTER_RABBIT_NAME must match [a-z][a-z0-9]*"
+rabbit_node() { echo "$RABBIT_NAME$(($1 + 1))@localhost"; }
 rabbit_dir() { echo "$STATE/rabbitmq/md$(($1 + 1))"; }
 
 # The environment of node i (its name, ports, directories, and a cookie of its own in HOME,
@@ -220,7 +225,7 @@ rabbit_start() {
 
 rabbit_running_nodes() {
   rabbitmqctl_on 0 cluster_status --formatter json 2>/dev/null |
-    tr ',' '\n' | sed -n '/"running_nodes"/,/\]/p' | grep -o 'md[0-9]@localhost' | sort -u | wc -l
+    tr ',' '\n' | sed -n '/"running_nodes"/,/\]/p' | grep -o "$RABBIT_NAME[0-9]@localhost" | sort -u | wc -l
 }
 rabbit_all_running() { [[ $(rabbit_running_nodes) == 3 ]]; }
 

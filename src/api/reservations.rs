@@ -242,7 +242,15 @@ async fn admit(
     let secret = state.settings.hmac_secret.expose().as_bytes();
     let now = state.intake_now();
     if !state.cache.warmth.is_complete() {
-        refuse_from_database(state, &tag, now).await?;
+        // A retry whose key Redis still remembers is answered by the reserve script as the
+        // first time; the database would only see the person's (same) ticket and refuse it.
+        let known = match idem.as_deref() {
+            Some(key) => redis.idempotent_ticket(&tag, key).await?,
+            None => None,
+        };
+        if known.is_none() {
+            refuse_from_database(state, &tag, now).await?;
+        }
     }
     let valid_until = now + chrono::Duration::days(i64::from(state.settings.validity_days));
     let ticket = TicketId::generate(now.timestamp_millis().max(0) as u64).to_string();

@@ -631,6 +631,19 @@ impl RedisStore {
         decided.ok_or(StoreError::Script(words))
     }
 
+    /// The ticket this idempotency key already made for the person, if Redis remembers it.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached.
+    pub async fn idempotent_ticket(
+        &self,
+        tag: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut conn = self.hot().await?;
+        Ok(conn.get(self.idem_key(tag, Some(idempotency_key))).await?)
+    }
+
     /// After an attempt to make `ticket` durable failed: the person's lock stays, in doubt, so
     /// that their next request publishes the same ticket again (it may have reached the broker).
     ///

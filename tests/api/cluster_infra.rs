@@ -80,6 +80,11 @@ impl Cluster {
         let env = vec![
             ("MASKDRAW_CLUSTER_DIR", dir.to_string_lossy().into_owned()),
             ("MASKDRAW_CLUSTER_APPS", "0".into()),
+            // Node names of its own: another test's cluster may be running on this host.
+            (
+                "MASKDRAW_CLUSTER_RABBIT_NAME",
+                format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            ),
             ("MASKDRAW_CLUSTER_REDIS_PORTS", join(&free_ports(6, 10_000))),
             ("MASKDRAW_CLUSTER_RABBIT_PORTS", join(&free_ports(3, 0))),
             ("MASKDRAW_CLUSTER_RABBIT_DIST", join(&free_ports(3, 0))),
@@ -194,7 +199,9 @@ async fn cluster_sh_brings_up_a_redis_cluster_of_3_masters_and_3_replicas_and_a_
         .map(|v| v.as_str().unwrap())
         .collect();
     running.sort_unstable();
-    assert_eq!(running, ["md1@localhost", "md2@localhost", "md3@localhost"]);
+    let name = cluster.var("MASKDRAW_CLUSTER_RABBIT_NAME");
+    let want: Vec<String> = (1..=3).map(|i| format!("{name}{i}@localhost")).collect();
+    assert_eq!(running, want);
 
     // The apps' user reaches every node, and a queue declared with no type in the `maskdraw`
     // vhost is a quorum queue (deploy/rabbitmq/definitions.json).

@@ -106,6 +106,12 @@ async fn production_app(gateway: &SmsGateway, tweak: impl FnOnce(&mut Settings))
     let url = gateway.url.clone();
     spawn_app_with(Options::default(), move |s| {
         s.environment = Environment::Production;
+        // Production signs receipts with a key of its own.
+        let key_file = s.keys_dir.with_file_name("intake.key");
+        std::fs::create_dir_all(key_file.parent().unwrap()).unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+        std::fs::write(&key_file, lottery::sign::secret_key_file(&key)).unwrap();
+        s.intake_key_file = Some(key_file);
         s.sms_webhook_url = url;
         s.sms_webhook_token = Secret::new("gateway-token-1");
         s.sms_webhook_timeout_ms = 500;

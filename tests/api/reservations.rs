@@ -93,6 +93,30 @@ async fn a_retry_with_the_same_idempotency_key_returns_the_same_ticket() {
 }
 
 #[tokio::test]
+async fn a_retry_with_the_same_key_is_answered_as_before_while_redis_is_not_yet_known_warm() {
+    // Never warmed: every reservation also asks PostgreSQL for the person's standing.
+    let app = spawn_app_with(Options::default(), |s| s.auto_warm = false).await;
+    let body = reservation();
+    let first = app.reserve_with_key(&body, "tap-cold").await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    app.wait_for_tickets("registered", 1, Duration::from_secs(20))
+        .await;
+    let again = app.reserve_with_key(&body, "tap-cold").await;
+    assert_eq!(again.status(), 202);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["ticket_id"], first["ticket_id"]);
+    // Another key is another request: the database refuses a second ticket.
+    let other = app.reserve_with_key(&body, "tap-other").await;
+    assert_eq!(other.status(), 409);
+    assert_eq!(
+        other.json::<Value>().await.unwrap()["code"],
+        "already_reserved"
+    );
+    app.teardown().await;
+}
+
+#[tokio::test]
 async fn fifty_concurrent_submissions_by_one_person_get_exactly_one_202() {
     let app = spawn_app().await;
     let body = reservation();

@@ -118,11 +118,19 @@ async fn wait_http(url: &str) {
     }
 }
 
-fn cpu_of(components: &Components) -> BTreeMap<&'static str, u64> {
+/// CPU so far of each process of each component.
+fn cpu_of(components: &Components) -> BTreeMap<(&'static str, u32), u64> {
     components
         .iter()
-        .map(|(name, pids)| (*name, pids.iter().map(|p| cpu_us(*p)).sum()))
+        .flat_map(|(name, pids)| pids.iter().map(move |p| ((*name, *p), cpu_us(*p))))
         .collect()
+}
+
+/// PostgreSQL starts a backend per new connection: list them again when the load is over.
+fn with_new_backends(components: &Components) -> Components {
+    let mut now = components.clone();
+    now.insert("postgresql", pids_named("postgres"));
+    now
 }
 
 /// Offers the load at `addr`, waits until every 202 is a row, and measures.
@@ -171,15 +179,14 @@ async fn measure(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let after = cpu_of(components);
+    let after = cpu_of(&with_new_backends(components));
     let lost = missing(db, &run.kept).await;
-    let cpu = after
-        .iter()
-        .map(|(name, us)| {
-            let used = us.saturating_sub(before.get(name).copied().unwrap_or(0));
-            (*name, used as f64 / accepted.max(1) as f64)
-        })
-        .collect();
+    // A process that started during the load counts from zero.
+    let mut cpu: BTreeMap<&'static str, f64> = BTreeMap::new();
+    for ((name, pid), us) in &after {
+        let used = us.saturating_sub(before.get(&(*name, *pid)).copied().unwrap_or(0));
+        *cpu.entry(name).or_default() += used as f64 / accepted.max(1) as f64;
+    }
     println!("{setup}: {}", run.summary());
     Measured {
         setup,
@@ -203,7 +210,8 @@ fn spawn(cmd: &[&str], env: &[(String, String)]) -> Child {
 /// Processes of the machine's own services (what the single-node set-up runs on).
 fn machine_services(components: &mut Components) {
     components.insert("redis", pids_with("redis-server 127.0.0.1:6379"));
-    components.insert("rabbitmq", pids_with("-sname rabbit@"));
+    // Before the cluster's nodes start, every Erlang VM here is the machine's broker.
+    components.insert("rabbitmq", pids_named("beam.smp"));
     components.insert("postgresql", pids_named("postgres"));
 }
 

@@ -119,6 +119,17 @@ EOF
 
 redis_ping() { [[ $(redis-cli -p "$1" ping 2>/dev/null) == PONG ]]; }
 redis_cluster_ok() { redis-cli -p "${REDIS_PORTS[0]}" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; }
+# Every replica has finished its first sync: until then it cannot take over from its master
+# (it would be "disconnected from master for longer than allowed").
+redis_replicas_synced() {
+  local p info
+  for p in "${REDIS_PORTS[@]}"; do
+    info=$(redis-cli -p "$p" info replication 2>/dev/null | tr -d '\r')
+    if grep -q '^role:slave' <<<"$info" && ! grep -q '^master_link_status:up' <<<"$info"; then
+      return 1
+    fi
+  done
+}
 
 redis_up() {
   local p
@@ -133,6 +144,7 @@ redis_up() {
     redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$STATE/redis/create.log"
   fi
   wait_for "redis cluster_state:ok" redis_cluster_ok
+  wait_for "redis replicas in sync" redis_replicas_synced
 }
 
 redis_down() {

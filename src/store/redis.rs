@@ -237,7 +237,21 @@ enum Backend {
 pub enum Conn {
     Pooled(deadpool_redis::Connection),
     Managed(redis::aio::ConnectionManager),
-    Cluster(redis::cluster_async::ClusterConnection),
+    /// With the bound on each command: the cluster client's own response timeout is per
+    /// attempt, and it retries while the cluster is down.
+    Cluster(redis::cluster_async::ClusterConnection, std::time::Duration),
+}
+
+/// `fut`, or an error after `timeout`.
+fn bounded<'a, T: Send + 'a>(
+    timeout: std::time::Duration,
+    fut: redis::RedisFuture<'a, T>,
+) -> redis::RedisFuture<'a, T> {
+    Box::pin(async move {
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| timed_out(timeout))?
+    })
 }
 
 impl redis::aio::ConnectionLike for Conn {
@@ -248,7 +262,7 @@ impl redis::aio::ConnectionLike for Conn {
         match self {
             Self::Pooled(c) => c.req_packed_command(cmd),
             Self::Managed(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Cluster(c, t) => bounded(*t, c.req_packed_command(cmd)),
         }
     }
 
@@ -261,7 +275,7 @@ impl redis::aio::ConnectionLike for Conn {
         match self {
             Self::Pooled(c) => c.req_packed_commands(cmd, offset, count),
             Self::Managed(c) => c.req_packed_commands(cmd, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c, t) => bounded(*t, c.req_packed_commands(cmd, offset, count)),
         }
     }
 
@@ -269,7 +283,7 @@ impl redis::aio::ConnectionLike for Conn {
         match self {
             Self::Pooled(c) => c.get_db(),
             Self::Managed(c) => c.get_db(),
-            Self::Cluster(c) => c.get_db(),
+            Self::Cluster(c, _) => c.get_db(),
         }
     }
 }
@@ -307,10 +321,10 @@ impl Pipes {
     ) -> Result<(), StoreError> {
         use futures_util::{StreamExt, TryStreamExt};
         let work = async {
-            if let Conn::Cluster(c) = conn {
+            if let Conn::Cluster(c, t) = conn {
                 futures_util::stream::iter(self.groups.into_values())
                     .map(|p| {
-                        let mut c = c.clone();
+                        let mut c = Conn::Cluster(c.clone(), *t);
                         async move { p.query_async::<()>(&mut c).await }
                     })
                     .buffer_unordered(CLUSTER_PIPELINES_IN_FLIGHT)
@@ -426,6 +440,7 @@ impl RedisStore {
                 .filter(|n| !n.is_empty())
                 .collect();
             let client = redis::cluster::ClusterClient::builder(nodes)
+                .retries(3)
                 .connection_timeout(timeout)
                 .response_timeout(timeout)
                 .build()
@@ -526,7 +541,10 @@ impl RedisStore {
         let (client, hot) = match &self.backend {
             Backend::Single { client, hot, .. } => (client, hot),
             Backend::Cluster { client, conn } => {
-                return Ok(Conn::Cluster(self.cluster(client, conn).await?))
+                return Ok(Conn::Cluster(
+                    self.cluster(client, conn).await?,
+                    self.timeout,
+                ))
             }
         };
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -550,7 +568,9 @@ impl RedisStore {
     async fn pooled(&self, timeout: std::time::Duration) -> Result<Timed, StoreError> {
         let conn = match &self.backend {
             Backend::Single { pool, .. } => Conn::Pooled(pool.get().await?),
-            Backend::Cluster { client, conn } => Conn::Cluster(self.cluster(client, conn).await?),
+            Backend::Cluster { client, conn } => {
+                Conn::Cluster(self.cluster(client, conn).await?, timeout)
+            }
         };
         Ok(Timed { conn, timeout })
     }
@@ -915,7 +935,7 @@ impl RedisStore {
         let pattern = format!("{}:*", self.prefix);
         // SCAN walks one server's keys: on a cluster, each master's in turn.
         let servers = match &mut conn.conn {
-            Conn::Cluster(c) => cluster_masters(c).await?.into_iter().map(Some).collect(),
+            Conn::Cluster(c, _) => cluster_masters(c).await?.into_iter().map(Some).collect(),
             _ => vec![None],
         };
         let mut deleted = 0;
@@ -929,7 +949,7 @@ impl RedisStore {
                     .arg("COUNT")
                     .arg(1000);
                 let (next, keys): (u64, Vec<String>) = match (&server, &mut conn.conn) {
-                    (Some((host, port)), Conn::Cluster(c)) => {
+                    (Some((host, port)), Conn::Cluster(c, _)) => {
                         let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
                             host: host.clone(),
                             port: *port,
@@ -1177,7 +1197,7 @@ impl RedisStore {
         cmd: &redis::Cmd,
     ) -> Result<T, StoreError> {
         match &mut conn.conn {
-            Conn::Cluster(c) => {
+            Conn::Cluster(c, _) => {
                 let slot = redis::cluster_routing::get_slot(self.fallback_stream().as_bytes());
                 let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
                     redis::cluster_routing::Route::new(

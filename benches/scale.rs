@@ -60,31 +60,6 @@ fn main() {
     }
 }
 
-async fn create_db(name: &str) -> DatabaseConnection {
-    let admin = Database::connect(PG_ADMIN).await.expect("postgres");
-    admin
-        .execute(Statement::from_string(
-            DbBackend::Postgres,
-            format!("CREATE DATABASE {name}"),
-        ))
-        .await
-        .expect("create db");
-    Database::connect(format!("postgres://postgres@127.0.0.1:5432/{name}"))
-        .await
-        .expect("bench db")
-}
-
-async fn drop_db(name: &str) {
-    if let Ok(admin) = Database::connect(PG_ADMIN).await {
-        let _ = admin
-            .execute(Statement::from_string(
-                DbBackend::Postgres,
-                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            ))
-            .await;
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -216,18 +191,19 @@ fn machine_services(components: &mut Components) {
 }
 
 async fn single(rate: u64, seconds: u64) -> Measured {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let db_name = format!("md_scale_{}", &id[..12]);
-    let db = create_db(&db_name).await;
+    let (admin, db_name, id) = intake::create_database().await;
+    let db = Database::connect(format!("postgres://postgres@127.0.0.1:5432/{db_name}"))
+        .await
+        .expect("bench db");
     let port = free_port();
-    let admin = free_port();
+    let admin_port = free_port();
     let env: Vec<(String, String)> = [
         (
             "MASKDRAW_DATABASE_URL",
             format!("postgres://postgres@127.0.0.1:5432/{db_name}"),
         ),
         ("MASKDRAW_BIND", format!("127.0.0.1:{port}")),
-        ("MASKDRAW_ADMIN_BIND", format!("127.0.0.1:{admin}")),
+        ("MASKDRAW_ADMIN_BIND", format!("127.0.0.1:{admin_port}")),
         ("MASKDRAW_ENVIRONMENT", "development".into()),
         ("MASKDRAW_REQUIRE_PHONE_CODE", "false".into()),
         ("MASKDRAW_KEY_PREFIX", format!("s{}", &id[..12])),
@@ -263,7 +239,7 @@ async fn single(rate: u64, seconds: u64) -> Measured {
     let _ = serve.wait();
     let _ = persist.wait();
     drop(db);
-    drop_db(&db_name).await;
+    intake::clean_up(&admin, &db_name, &[format!("s{}", &id[..12])]).await;
     m
 }
 
@@ -351,7 +327,9 @@ async fn cluster(rate: u64, seconds: u64) -> Measured {
     .await;
     drop(db);
     script("clean");
-    drop_db(&db_name).await;
+    if let Ok(admin) = Database::connect(PG_ADMIN).await {
+        intake::clean_up(&admin, &db_name, &[]).await;
+    }
     m
 }
 

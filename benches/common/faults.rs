@@ -22,6 +22,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statemen
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::intake::{missing, ticket_array};
 use super::load::{self, LoadRun};
 
 pub const PG: &str = "127.0.0.1:5432";
@@ -37,17 +38,6 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The i-th unique, valid identity number (distinct for i < 10^9).
-pub fn identity(i: u64) -> String {
-    let seq = i % 1000;
-    let day = (i / 1000) % 28 + 1;
-    let month = (i / 28_000) % 12 + 1;
-    let year = 1930 + (i / 336_000) % 80;
-    let region = 110_000 + (i / 26_880_000) % 500_000;
-    let first = format!("{region:06}{year:04}{month:02}{day:02}{seq:03}");
-    format!("{first}{}", maskdraw::domain::IdNumber::check_char(&first))
-}
-
 /// The pharmacy ids of the catalog the servers load.
 pub fn pharmacies() -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("static/config/pharmacies.json");
@@ -60,15 +50,7 @@ pub fn pharmacies() -> Vec<String> {
 
 /// The body of person `i`'s reservation.
 pub fn reservation_body(i: u64, pharmacies: &[String]) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "id_number": identity(i),
-        "name": "压测",
-        "phone": format!("138{:08}", i % 100_000_000),
-        "pharmacy_id": pharmacies[(i as usize * 7919) % pharmacies.len()],
-        "product_id": if i % 3 == 0 { "MED-SURG" } else { "KN95" },
-        "flexible": i % 2 == 0,
-    }))
-    .unwrap_or_default()
+    super::intake::reservation_body(i, i, pharmacies)
 }
 
 // ------------------------------------------------------------------------------- the proxy
@@ -593,7 +575,7 @@ impl Stack {
             admin: format!("http://127.0.0.1:{admin_port}"),
             child: Some(child),
         };
-        wait_ready(&serve.admin).await;
+        super::intake::wait_ready(&reqwest::Client::new(), &serve.admin).await;
         self.serves.push(serve);
         self.serves.last().expect("just pushed")
     }
@@ -770,26 +752,6 @@ impl Drop for Stack {
     }
 }
 
-/// Polls a serve's operator `/readyz` until PostgreSQL and the broker are up.
-pub async fn wait_ready(admin: &str) {
-    let client = reqwest::Client::new();
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = client.get(format!("{admin}/readyz")).send().await {
-            if let Ok(v) = r.json::<serde_json::Value>().await {
-                if v["rabbitmq"] == true && v["postgres"] == true {
-                    return;
-                }
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "maskdraw serve at {admin} did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
     db.query_one(Statement::from_string(DbBackend::Postgres, sql.to_string()))
         .await
@@ -797,38 +759,6 @@ async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
         .expect("a row")
         .try_get::<i64>("", "n")
         .expect("n")
-}
-
-/// Ticket ids as a bind value for `ANY($1::bpchar[])`.
-fn ticket_array(chunk: &[String]) -> sea_orm::Value {
-    sea_orm::Value::Array(
-        sea_orm::sea_query::ArrayType::String,
-        Some(Box::new(
-            chunk
-                .iter()
-                .map(|t| sea_orm::Value::String(Some(Box::new(t.clone()))))
-                .collect(),
-        )),
-    )
-}
-
-/// How many of `tickets` are missing from PostgreSQL's `tickets`.
-pub async fn missing(db: &DatabaseConnection, tickets: &[String]) -> usize {
-    let mut present = 0usize;
-    for chunk in tickets.chunks(50_000) {
-        let arr = ticket_array(chunk);
-        let row = db
-            .query_one(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT count(*) AS n FROM tickets WHERE ticket_id = ANY($1::bpchar[])",
-                vec![arr],
-            ))
-            .await
-            .expect("count")
-            .expect("row");
-        present += row.try_get::<i64>("", "n").expect("n") as usize;
-    }
-    tickets.len() - present
 }
 
 // ------------------------------------------------------------------------------- scenarios

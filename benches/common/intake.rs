@@ -17,15 +17,10 @@ pub fn identity(i: u64) -> String {
     format!("{first}{}", IdNumber::check_char(&first))
 }
 
-/// The bytes of the reservation of identity `n` (the `i`-th request of a run), spread over the
+/// The body of the reservation of identity `n` (the `i`-th request of a run), spread over the
 /// pharmacies, both products and both choices of flexible.
-pub fn reservation_request(
-    addr: std::net::SocketAddr,
-    pharmacies: &[String],
-    n: u64,
-    i: u64,
-) -> Vec<u8> {
-    let body = serde_json::to_vec(&serde_json::json!({
+pub fn reservation_body(n: u64, i: u64, pharmacies: &[String]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
         "id_number": identity(n),
         "name": "压测",
         "phone": format!("138{:08}", n % 100_000_000),
@@ -33,8 +28,21 @@ pub fn reservation_request(
         "product_id": if i % 3 == 0 { "MED-SURG" } else { "KN95" },
         "flexible": i % 2 == 0,
     }))
-    .unwrap_or_default();
-    super::load::post_json(addr, "/api/v1/reservations", &body)
+    .unwrap_or_default()
+}
+
+/// The request bytes of [`reservation_body`].
+pub fn reservation_request(
+    addr: std::net::SocketAddr,
+    pharmacies: &[String],
+    n: u64,
+    i: u64,
+) -> Vec<u8> {
+    super::load::post_json(
+        addr,
+        "/api/v1/reservations",
+        &reservation_body(n, i, pharmacies),
+    )
 }
 
 /// Polls the operator listener's `/readyz` at `base` until RabbitMQ and PostgreSQL are up.
@@ -49,8 +57,8 @@ pub async fn wait_ready(client: &reqwest::Client, base: &str) {
             }
         }
         assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the server did not become ready"
+            start.elapsed() < Duration::from_secs(120),
+            "the server at {base} did not become ready"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -128,24 +136,28 @@ pub fn ticket_of(_status: u16, body: &[u8]) -> Option<String> {
         .and_then(|v| v["ticket_id"].as_str().map(str::to_string))
 }
 
-/// How many of `tickets` are missing from PostgreSQL.
+/// Ticket ids as one `bpchar[]` parameter.
+pub fn ticket_array(chunk: &[String]) -> sea_orm::Value {
+    sea_orm::Value::Array(
+        sea_orm::sea_query::ArrayType::String,
+        Some(Box::new(
+            chunk
+                .iter()
+                .map(|t| sea_orm::Value::String(Some(Box::new(t.clone()))))
+                .collect(),
+        )),
+    )
+}
+
+/// How many of `tickets` are missing from PostgreSQL's `tickets`.
 pub async fn missing(db: &DatabaseConnection, tickets: &[String]) -> usize {
     let mut present = 0usize;
     for chunk in tickets.chunks(50_000) {
-        let arr = sea_orm::Value::Array(
-            sea_orm::sea_query::ArrayType::String,
-            Some(Box::new(
-                chunk
-                    .iter()
-                    .map(|t| sea_orm::Value::String(Some(Box::new(t.clone()))))
-                    .collect(),
-            )),
-        );
         let row = db
             .query_one(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT count(*) AS n FROM tickets WHERE ticket_id = ANY($1::bpchar[])",
-                vec![arr],
+                vec![ticket_array(chunk)],
             ))
             .await
             .expect("count")

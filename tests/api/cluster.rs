@@ -4,14 +4,15 @@
 //! go through nginx while a broker node is SIGKILLed; the same person goes to both serves at
 //! the same instant.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+use sea_orm::Database;
 use serde_json::Value;
 
 use crate::cluster_infra::Cluster;
 use crate::helpers::{reservation, PG_ADMIN};
+use crate::redis_cluster::registered_by_person;
 
 /// The apps' database, dropped when the test ends however it ends.
 struct AppDb(String);
@@ -50,16 +51,6 @@ async fn reserve(client: &reqwest::Client, base: &str, body: &Value) -> (u16, Va
         // nginx answers every request; a transport error is counted as one of "the others".
         Err(_) => (0, Value::Null),
     }
-}
-
-fn registered(rows: &[sea_orm::QueryResult]) -> HashMap<String, Vec<String>> {
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for r in rows {
-        out.entry(r.try_get::<String>("", "person_tag").unwrap())
-            .or_default()
-            .push(r.try_get::<String>("", "ticket_id").unwrap());
-    }
-    out
 }
 
 #[tokio::test]
@@ -168,14 +159,7 @@ async fn through_nginx_two_serves_and_two_persisters_lose_nothing_when_a_broker_
     .unwrap();
     let waited = Instant::now();
     loop {
-        let rows = db
-            .query_all(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT person_tag, ticket_id FROM tickets WHERE status = 'registered'",
-            ))
-            .await
-            .unwrap();
-        let by_person = registered(&rows);
+        let by_person = registered_by_person(&db).await;
         let stored: HashSet<String> = by_person.values().flatten().cloned().collect();
         let missing = accepted.difference(&stored).count();
         if missing == 0 {

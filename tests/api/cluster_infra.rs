@@ -82,6 +82,8 @@ impl Cluster {
         let env = vec![
             ("MASKDRAW_CLUSTER_DIR", dir.to_string_lossy().into_owned()),
             ("MASKDRAW_CLUSTER_APPS", "0".into()),
+            // The suite runs other heavy tests beside it: give each start-up step more time.
+            ("MASKDRAW_WAIT_SECONDS", "240".into()),
             // Node names of its own: another test's cluster may be running on this host.
             (
                 "MASKDRAW_CLUSTER_RABBIT_NAME",

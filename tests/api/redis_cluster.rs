@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::Value;
 
 use crate::cluster_infra::{free_ports, join, redis_cli, repo};
@@ -103,9 +103,9 @@ async fn on_cluster(cluster: &RedisCluster) -> TestApp {
     spawn_app_with(Options::default(), move |s| s.redis_cluster_urls = urls).await
 }
 
-async fn registered_by_person(app: &TestApp) -> HashMap<String, Vec<String>> {
-    let rows = app
-        .db
+/// Each person's registered tickets.
+pub async fn registered_by_person(db: &DatabaseConnection) -> HashMap<String, Vec<String>> {
+    let rows = db
         .query_all(Statement::from_string(
             DbBackend::Postgres,
             "SELECT person_tag, ticket_id FROM tickets WHERE status = 'registered'",
@@ -276,7 +276,7 @@ async fn a_master_killed_under_load_fails_over_with_no_202_lost_and_no_second_ti
     let want: HashSet<String> = accepted.iter().filter_map(|(_, _, t)| t.clone()).collect();
     let waited = Instant::now();
     let registered = loop {
-        let registered = registered_by_person(&app).await;
+        let registered = registered_by_person(&app.db).await;
         let all: HashSet<String> = registered.values().flatten().cloned().collect();
         let missing: Vec<&String> = want.difference(&all).collect();
         if missing.is_empty() {
@@ -292,7 +292,7 @@ async fn a_master_killed_under_load_fails_over_with_no_202_lost_and_no_second_ti
     };
     // Give a late duplicate the time to arrive before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let again = registered_by_person(&app).await;
+    let again = registered_by_person(&app.db).await;
     assert_eq!(again, registered);
     for (person, held) in &registered {
         assert_eq!(held.len(), 1, "{person} holds {held:?}");

@@ -12,18 +12,64 @@ use crate::config::Settings;
 use crate::day::{self, DayError};
 use crate::queue::ReservationEvent;
 
-/// The intake's key pair, as the server holds it.
+/// The intake's key pair, as the server holds it, with the calendar its receipts need.
 pub struct IntakeKey {
     pub key: ed25519_dalek::SigningKey,
     /// `intake.pub`: 64 hex and LF, served at `/snapshots/intake.pub`.
     pub public_file: String,
+    /// The last first-draw date stated, with the span of merge times it holds for.
+    pub first_draws: FirstDraws,
 }
 
 impl IntakeKey {
     pub fn new(key: ed25519_dalek::SigningKey) -> Self {
         let public_file = lottery::sign::public_key_file(&key.verifying_key());
-        Self { key, public_file }
+        Self {
+            key,
+            public_file,
+            first_draws: FirstDraws::default(),
+        }
     }
+}
+
+/// [`first_draw`] without the calendar work for every reservation: every merge time between
+/// two consecutive cutoffs has the same first draw, so the last answer is kept with its span
+/// `[cutoff of the day before, cutoff of that date)` and reused while acceptances fall in it
+/// (a day's worth of reservations, under one set of settings).
+#[derive(Default)]
+pub struct FirstDraws {
+    last: std::sync::RwLock<Option<(DateTime<Utc>, DateTime<Utc>, NaiveDate)>>,
+}
+
+impl FirstDraws {
+    /// The same answer as [`first_draw`].
+    ///
+    /// # Errors
+    /// As [`first_draw`].
+    pub fn get(&self, settings: &Settings, accepted: DateTime<Utc>) -> Result<NaiveDate, DayError> {
+        let merged = merged(settings, accepted);
+        if let Ok(last) = self.last.read() {
+            if let Some((from, to, date)) = *last {
+                if from <= merged && merged < to {
+                    return Ok(date);
+                }
+            }
+        }
+        let date = first_draw(settings, accepted)?;
+        // The first date whose cutoff follows `merged`, so the day before's cutoff does not.
+        let from = date
+            .pred_opt()
+            .map(|d| day::cutoff(settings, d))
+            .transpose()?;
+        if let (Some(from), Ok(mut last)) = (from, self.last.write()) {
+            *last = Some((from, day::cutoff(settings, date)?, date));
+        }
+        Ok(date)
+    }
+}
+
+fn merged(settings: &Settings, accepted: DateTime<Utc>) -> DateTime<Utc> {
+    accepted + chrono::Duration::seconds(i64::try_from(settings.max_merge_delay_secs).unwrap_or(0))
 }
 
 /// The first draw date a reservation accepted at `accepted` is guaranteed to enter: the first
@@ -33,8 +79,7 @@ impl IntakeKey {
 /// # Errors
 /// When the zone or cutoff is misconfigured, or a cutoff falls in a DST gap.
 pub fn first_draw(settings: &Settings, accepted: DateTime<Utc>) -> Result<NaiveDate, DayError> {
-    let merged = accepted
-        + chrono::Duration::seconds(i64::try_from(settings.max_merge_delay_secs).unwrap_or(0));
+    let merged = merged(settings, accepted);
     let local = merged.with_timezone(&settings.tz()?).date_naive();
     // The cutoff of `local` is on the day before, so before `merged`: the answer is `local + 1`
     // or, past that day's cutoff, `local + 2`.
@@ -81,12 +126,14 @@ fn millis(t: DateTime<Utc>) -> u64 {
     u64::try_from(t.timestamp_millis()).unwrap_or(0)
 }
 
-/// The promise about one accepted reservation, under the settings of now.
+/// The promise about one accepted reservation, under the settings of now (its first draw
+/// from `first_draws`).
 ///
 /// # Errors
 /// When a field does not fit the receipt's grammar or the calendar is misconfigured.
 pub fn receipt_for(
     settings: &Settings,
+    first_draws: &FirstDraws,
     event: &ReservationEvent,
 ) -> Result<lottery::receipt::Receipt, ReceiptError> {
     use lottery::snapshot::{Ident, PersonTag, TicketId};
@@ -98,7 +145,7 @@ pub fn receipt_for(
         flexible: event.flexible,
         accepted_ms: millis(event.accepted_at),
         valid_until_ms: millis(event.valid_until),
-        first_draw: first_draw(settings, event.accepted_at)?.to_string(),
+        first_draw: first_draws.get(settings, event.accepted_at)?.to_string(),
         cooldown_days: settings.cooldown_days,
     })
 }
@@ -156,6 +203,34 @@ mod tests {
     }
 
     #[test]
+    fn the_kept_first_draw_is_first_draw_at_every_instant_around_the_cutoffs() {
+        let s = Settings::default();
+        let kept = FirstDraws::default();
+        // Across three days, minute by minute, and a millisecond each side of every cutoff
+        // (22:00 local, 14:00 UTC, less the hour's delay: 13:00 UTC).
+        let start = at("2026-11-23T00:00:00Z");
+        let mut instants: Vec<DateTime<Utc>> = (0..3 * 24 * 60)
+            .map(|m| start + chrono::Duration::minutes(m))
+            .collect();
+        for d in 0..3 {
+            let c = at("2026-11-23T13:00:00Z") + chrono::Duration::days(d);
+            for ms in [-1, 0, 1] {
+                instants.push(c + chrono::Duration::milliseconds(ms));
+            }
+        }
+        // Out of order too: the span must be checked, not assumed to move forward.
+        instants.reverse();
+        instants.rotate_left(1000);
+        for t in instants {
+            assert_eq!(
+                kept.get(&s, t).unwrap(),
+                first_draw(&s, t).unwrap(),
+                "at {t}"
+            );
+        }
+    }
+
+    #[test]
     fn a_receipt_states_the_events_fields_and_signs_and_verifies() {
         let s = Settings::default();
         let event = ReservationEvent {
@@ -169,7 +244,7 @@ mod tests {
             accepted_at: at("2026-11-23T12:00:00.123Z"),
             valid_until: at("2026-12-03T12:00:00.123Z"),
         };
-        let r = receipt_for(&s, &event).unwrap();
+        let r = receipt_for(&s, &FirstDraws::default(), &event).unwrap();
         let text = String::from_utf8(r.statement()).unwrap();
         for line in [
             "ticket:01JD0000000000000000000000\n",
@@ -192,7 +267,7 @@ mod tests {
             pharmacy_id: "gz lower".into(),
             ..event
         };
-        assert!(receipt_for(&s, &bad)
+        assert!(receipt_for(&s, &FirstDraws::default(), &bad)
             .unwrap_err()
             .to_string()
             .contains("pharmacy_id"));

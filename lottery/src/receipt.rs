@@ -204,6 +204,38 @@ pub fn batch_head(size: u64, root: &Hash) -> Vec<u8> {
     format!("{BATCH_VERSION}\nsize:{size}\nroot:{}\n", hex::encode(root)).into_bytes()
 }
 
+/// The batch's statements, audit paths and signature (each statement formed once).
+struct SignedBatch {
+    statements: Vec<Vec<u8>>,
+    paths: Vec<Vec<Hash>>,
+    signature: [u8; 64],
+}
+
+fn sign_statements(key: &SigningKey, receipts: &[Receipt]) -> Result<SignedBatch, ReceiptError> {
+    if receipts.is_empty() {
+        return Err(ReceiptError::Field(
+            "an empty batch has nothing to sign".into(),
+        ));
+    }
+    let mut statements = Vec::with_capacity(receipts.len());
+    let mut leaves = Vec::with_capacity(receipts.len());
+    for r in receipts {
+        r.check()?;
+        let statement = r.statement();
+        leaves.push(leaf_hash(&statement));
+        statements.push(statement);
+    }
+    let (root, paths) = all_inclusion_proofs(&leaves);
+    let signature = key
+        .sign(&batch_head(receipts.len() as u64, &root))
+        .to_bytes();
+    Ok(SignedBatch {
+        statements,
+        paths,
+        signature,
+    })
+}
+
 /// Signs a group-commit batch with one signature: every receipt gets its audit path.
 ///
 /// # Errors
@@ -212,31 +244,70 @@ pub fn sign_batch(
     key: &SigningKey,
     receipts: &[Receipt],
 ) -> Result<Vec<SignedReceipt>, ReceiptError> {
-    if receipts.is_empty() {
-        return Err(ReceiptError::Field(
-            "an empty batch has nothing to sign".into(),
-        ));
-    }
-    let mut leaves = Vec::with_capacity(receipts.len());
-    for r in receipts {
-        r.check()?;
-        leaves.push(leaf_hash(&r.statement()));
-    }
-    let (root, paths) = all_inclusion_proofs(&leaves);
+    let batch = sign_statements(key, receipts)?;
     let size = receipts.len() as u64;
-    let signature = key.sign(&batch_head(size, &root)).to_bytes();
     Ok(receipts
         .iter()
-        .zip(paths)
+        .zip(batch.paths)
         .enumerate()
         .map(|(i, (r, path))| SignedReceipt {
             receipt: r.clone(),
             index: i as u64,
             size,
             path,
-            signature,
+            signature: batch.signature,
         })
         .collect())
+}
+
+/// [`sign_batch`], answering each receipt's file (the bytes of [`SignedReceipt::to_bytes`])
+/// without forming any statement twice: what the intake hands out.
+///
+/// # Errors
+/// As [`sign_batch`].
+pub fn sign_batch_files(
+    key: &SigningKey,
+    receipts: &[Receipt],
+) -> Result<Vec<Vec<u8>>, ReceiptError> {
+    let batch = sign_statements(key, receipts)?;
+    let size = receipts.len() as u64;
+    Ok(batch
+        .statements
+        .into_iter()
+        .zip(&batch.paths)
+        .enumerate()
+        .map(|(i, (statement, path))| {
+            receipt_file(statement, i as u64, size, path, &batch.signature)
+        })
+        .collect())
+}
+
+/// A receipt file: `statement`, then `batch:<index>/<size>`, one `path:` line per hash,
+/// `signature:`. Hex goes straight into the one buffer (no string per line).
+fn receipt_file(
+    mut out: Vec<u8>,
+    index: u64,
+    size: u64,
+    path: &[Hash],
+    signature: &[u8; 64],
+) -> Vec<u8> {
+    fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+        let at = out.len();
+        out.resize(at + 2 * bytes.len(), 0);
+        // The slice is exactly twice the input's length, so this cannot fail.
+        let _ = hex::encode_to_slice(bytes, &mut out[at..]);
+    }
+    out.reserve(32 + path.len() * 70 + 140);
+    out.extend_from_slice(format!("batch:{index}/{size}\n").as_bytes());
+    for h in path {
+        out.extend_from_slice(b"path:");
+        push_hex(&mut out, h);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"signature:");
+    push_hex(&mut out, signature);
+    out.push(b'\n');
+    out
 }
 
 impl SignedReceipt {
@@ -244,25 +315,13 @@ impl SignedReceipt {
     /// `signature:`.
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Formed once per 202: hex straight into one buffer (no string per line).
-        fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-            let at = out.len();
-            out.resize(at + 2 * bytes.len(), 0);
-            // The slice is exactly twice the input's length, so this cannot fail.
-            let _ = hex::encode_to_slice(bytes, &mut out[at..]);
-        }
-        let mut out = self.receipt.statement();
-        out.reserve(32 + self.path.len() * 70 + 140);
-        out.extend_from_slice(format!("batch:{}/{}\n", self.index, self.size).as_bytes());
-        for h in &self.path {
-            out.extend_from_slice(b"path:");
-            push_hex(&mut out, h);
-            out.push(b'\n');
-        }
-        out.extend_from_slice(b"signature:");
-        push_hex(&mut out, &self.signature);
-        out.push(b'\n');
-        out
+        receipt_file(
+            self.receipt.statement(),
+            self.index,
+            self.size,
+            &self.path,
+            &self.signature,
+        )
     }
 
     /// Checks the audit path and the intake key's signature of the batch head (strict
@@ -761,5 +820,35 @@ mod tests {
         assert_eq!(parse_ms("2026-11-23T24:00:00.000Z"), None);
         assert_eq!(parse_ms("2026-11-23T14:00:00.+12Z"), None);
         assert_eq!(timestamp_ms("1970-01-02T00:00:01Z"), Some(86_401_000));
+    }
+
+    #[test]
+    fn the_files_signed_at_once_are_the_signed_receipts_bytes() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let receipts: Vec<Receipt> = (0..5u64)
+            .map(|i| Receipt {
+                ticket_id: TicketId::parse(format!("01JD00000000000000000000{i:02}").as_bytes())
+                    .unwrap(),
+                person_tag: PersonTag::parse(b"0123456789abcdef0123456789abcdef").unwrap(),
+                pharmacy_id: Ident::parse(b"GZ-TH-0001").unwrap(),
+                product_id: Ident::parse(b"KN95").unwrap(),
+                flexible: i % 2 == 0,
+                accepted_ms: 1_795_442_400_123 + i,
+                valid_until_ms: 1_796_306_400_123 + i,
+                first_draw: "2026-11-24".into(),
+                cooldown_days: 3,
+            })
+            .collect();
+        let files = sign_batch_files(&key, &receipts).unwrap();
+        let signed = sign_batch(&key, &receipts).unwrap();
+        assert_eq!(files.len(), 5);
+        for (file, one) in files.iter().zip(&signed) {
+            assert_eq!(file, &one.to_bytes());
+            SignedReceipt::parse(file)
+                .unwrap()
+                .verify(&key.verifying_key())
+                .unwrap();
+        }
+        assert!(sign_batch_files(&key, &[]).is_err());
     }
 }

@@ -109,7 +109,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 }
 
 #[derive(Serialize)]
-struct Accepted {
+struct Accepted<'a> {
     ticket_id: String,
     status: String,
     valid_until: String,
@@ -118,7 +118,7 @@ struct Accepted {
     holder_secret: String,
     /// The intake's signed receipt file (`maskdraw-receipt-v1`, lottery/SPEC.md §16), as text.
     #[serde(skip_serializing_if = "Option::is_none")]
-    receipt: Option<String>,
+    receipt: Option<&'a str>,
 }
 
 fn accepted(
@@ -134,8 +134,9 @@ fn accepted(
         status,
         valid_until,
         holder_secret,
-        // The receipt is ASCII by its grammar.
-        receipt: receipt.map(|r| String::from_utf8_lossy(r).into_owned()),
+        // The receipt is ASCII by its grammar (a file that is not is not shown: a bug,
+        // logged where it is signed).
+        receipt: receipt.and_then(|r| std::str::from_utf8(r).ok()),
     })
 }
 
@@ -147,7 +148,7 @@ fn state_receipt(
     if !state.settings.receipts {
         return Ok(None);
     }
-    crate::receipts::receipt_for(&state.settings, event)
+    crate::receipts::receipt_for(&state.settings, &state.intake.first_draws, event)
         .map(Some)
         .map_err(|e| ApiError::internal(&e))
 }
@@ -352,7 +353,7 @@ async fn receipt_again(
         accepted_at: row.accepted_at,
         valid_until: row.valid_until,
     };
-    let receipt = crate::receipts::receipt_for(&state.settings, &event)
+    let receipt = crate::receipts::receipt_for(&state.settings, &state.intake.first_draws, &event)
         .inspect_err(|e| tracing::error!(error = %e, ticket, "stating a receipt again"))
         .ok()?;
     lottery::receipt::sign_batch(&state.intake.key, &[receipt])

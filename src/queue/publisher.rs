@@ -277,10 +277,10 @@ fn sign_receipts(
     if leaves.is_empty() {
         return out;
     }
-    match lottery::receipt::sign_batch(signer, &leaves) {
-        Ok(signed) => {
-            for (i, s) in places.into_iter().zip(signed) {
-                out[i] = Some(Arc::from(s.to_bytes()));
+    match lottery::receipt::sign_batch_files(signer, &leaves) {
+        Ok(files) => {
+            for (i, file) in places.into_iter().zip(files) {
+                out[i] = Some(Arc::from(file));
             }
         }
         Err(e) => tracing::error!(error = %e, "signing a batch of receipts"),

@@ -38,8 +38,11 @@ impl IntakeKey {
 /// (a day's worth of reservations, under one set of settings).
 #[derive(Default)]
 pub struct FirstDraws {
-    last: std::sync::RwLock<Option<(DateTime<Utc>, DateTime<Utc>, NaiveDate)>>,
+    last: std::sync::RwLock<Option<Span>>,
 }
+
+/// Merge times from `.0` (inclusive) to `.1` (exclusive) have the first draw `.2`.
+type Span = (DateTime<Utc>, DateTime<Utc>, NaiveDate);
 
 impl FirstDraws {
     /// The same answer as [`first_draw`].

@@ -236,7 +236,9 @@ enum Backend {
 /// (a pipeline must then stay within one hash slot: see [`Pipes`]).
 pub enum Conn {
     Pooled(deadpool_redis::Connection),
-    Managed(redis::aio::ConnectionManager),
+    /// With the bound on each command: while the manager reconnects, a command waits for the
+    /// reconnection, which the manager's response timeout does not cover.
+    Managed(redis::aio::ConnectionManager, std::time::Duration),
     /// With the bound on each command: the cluster client's own response timeout is per
     /// attempt, and it retries while the cluster is down.
     Cluster(redis::cluster_async::ClusterConnection, std::time::Duration),
@@ -261,7 +263,7 @@ impl redis::aio::ConnectionLike for Conn {
     ) -> redis::RedisFuture<'a, redis::Value> {
         match self {
             Self::Pooled(c) => c.req_packed_command(cmd),
-            Self::Managed(c) => c.req_packed_command(cmd),
+            Self::Managed(c, t) => bounded(*t, c.req_packed_command(cmd)),
             Self::Cluster(c, t) => bounded(*t, c.req_packed_command(cmd)),
         }
     }
@@ -274,7 +276,7 @@ impl redis::aio::ConnectionLike for Conn {
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         match self {
             Self::Pooled(c) => c.req_packed_commands(cmd, offset, count),
-            Self::Managed(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Managed(c, t) => bounded(*t, c.req_packed_commands(cmd, offset, count)),
             Self::Cluster(c, t) => bounded(*t, c.req_packed_commands(cmd, offset, count)),
         }
     }
@@ -282,7 +284,7 @@ impl redis::aio::ConnectionLike for Conn {
     fn get_db(&self) -> i64 {
         match self {
             Self::Pooled(c) => c.get_db(),
-            Self::Managed(c) => c.get_db(),
+            Self::Managed(c, _) => c.get_db(),
             Self::Cluster(c, _) => c.get_db(),
         }
     }
@@ -547,9 +549,17 @@ impl RedisStore {
                 ))
             }
         };
+        // Reconnect soon after Redis comes back. The manager's defaults (factor 100 on a first
+        // delay of 1 s, capped at 60 s) wait a minute or two before the second attempt, so a
+        // cut of a few seconds stalled the intake for that long. Here: an attempt at once,
+        // then after 1–2 s (the first delay is fixed), then after at most 250 ms (plus jitter);
+        // when all fail, the next command starts again with an attempt at once.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(self.timeout)
-            .set_connection_timeout(self.timeout);
+            .set_connection_timeout(self.timeout)
+            .set_factor(2)
+            .set_max_delay(250)
+            .set_number_of_retries(2);
         let open = redis::aio::ConnectionManager::new_with_config(client.clone(), config);
         Ok(Conn::Managed(
             hot.get_or_try_init(|| async {
@@ -560,6 +570,7 @@ impl RedisStore {
             })
             .await?
             .clone(),
+            self.timeout,
         ))
     }
 
@@ -935,7 +946,11 @@ impl RedisStore {
         let pattern = format!("{}:*", self.prefix);
         // SCAN walks one server's keys: on a cluster, each master's in turn.
         let servers = match &mut conn.conn {
-            Conn::Cluster(c, _) => cluster_masters(c).await?.into_iter().map(Some).collect(),
+            Conn::Cluster(c, t) => cluster_masters(c, *t)
+                .await?
+                .into_iter()
+                .map(Some)
+                .collect(),
             _ => vec![None],
         };
         let mut deleted = 0;
@@ -949,12 +964,15 @@ impl RedisStore {
                     .arg("COUNT")
                     .arg(1000);
                 let (next, keys): (u64, Vec<String>) = match (&server, &mut conn.conn) {
-                    (Some((host, port)), Conn::Cluster(c, _)) => {
+                    (Some((host, port)), Conn::Cluster(c, t)) => {
                         let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
                             host: host.clone(),
                             port: *port,
                         });
-                        redis::from_redis_value(&c.route_command(&scan, routing).await?)?
+                        let value = tokio::time::timeout(*t, c.route_command(&scan, routing))
+                            .await
+                            .map_err(|_| StoreError::Timeout(*t))??;
+                        redis::from_redis_value(&value)?
                     }
                     _ => scan.query_async(&mut conn).await?,
                 };
@@ -1088,8 +1106,14 @@ return 1
 /// The masters of a cluster, as (host, port), from `CLUSTER NODES` (failed ones left out).
 async fn cluster_masters(
     conn: &mut redis::cluster_async::ClusterConnection,
+    timeout: std::time::Duration,
 ) -> Result<Vec<(String, u16)>, StoreError> {
-    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(conn).await?;
+    let nodes: String = tokio::time::timeout(
+        timeout,
+        redis::cmd("CLUSTER").arg("NODES").query_async(conn),
+    )
+    .await
+    .map_err(|_| StoreError::Timeout(timeout))??;
     Ok(parse_cluster_masters(&nodes))
 }
 

@@ -63,3 +63,51 @@ async fn a_redis_with_aof_killed_and_restarted_under_load_loses_no_202() {
 async fn a_rabbitmq_node_killed_and_restarted_under_load_loses_no_202() {
     short(Fault::BrokerRestart).await;
 }
+
+/// The intake's Redis connection after a cut of a few seconds: while Redis is unreachable each
+/// command fails within the store's bound (the reconnection does not hold it), and soon after
+/// Redis is reachable again commands succeed. (The connection manager's default backoff waited
+/// 60 to 120 s before its second attempt: a 5 s cut stalled the intake for a minute or two.)
+/// The bounds here are generous; the time to full rate is measured by the fault campaign.
+#[tokio::test]
+async fn the_intakes_redis_connection_fails_fast_during_a_cut_and_is_back_soon_after() {
+    use crate::common::faults::TcpProxy;
+    use std::time::Instant;
+    let proxy = TcpProxy::start("127.0.0.1:6379").await;
+    let prefix = format!("md_cut_{}", uuid::Uuid::new_v4().simple());
+    let store = maskdraw::store::redis::RedisStore::connect_with_timeout(
+        &format!("redis://127.0.0.1:{}/0", proxy.port),
+        &prefix,
+        Duration::from_millis(500),
+    )
+    .unwrap()
+    .with_own_connection();
+    let ticket = "01JD0000000000000000000000";
+    assert!(store.ticket_status(ticket).await.unwrap().is_none());
+
+    proxy.cut();
+    let cut = Instant::now();
+    while cut.elapsed() < Duration::from_secs(4) {
+        let asked = Instant::now();
+        assert!(store.ticket_status(ticket).await.is_err(), "Redis is cut");
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "a command during the cut waited {:?} (bound 500 ms)",
+            asked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    proxy.restore();
+    let restored = Instant::now();
+    loop {
+        if store.ticket_status(ticket).await.is_ok() {
+            break;
+        }
+        assert!(
+            restored.elapsed() < Duration::from_secs(20),
+            "no command succeeded within 20 s of Redis being reachable again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("back {:?} after the cut ended", restored.elapsed());
+}

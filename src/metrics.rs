@@ -25,6 +25,8 @@ pub struct Metrics {
     pub shed: IntCounterVec,
     pub degraded: IntGauge,
     pub status_fallbacks: IntCounter,
+    /// Statements those reads cost (several reads can share one: `TicketReads`).
+    pub status_statements: IntCounter,
     pub cache_complete: IntGauge,
     pub redis_persistent: IntGauge,
     pub fallback_refused: IntCounter,
@@ -152,6 +154,13 @@ impl Metrics {
                 counter(
                     "status_database_reads_total",
                     "status reads answered from PostgreSQL (Redis did not hold the ticket)",
+                ),
+            ),
+            status_statements: reg(
+                &r,
+                counter(
+                    "status_database_statements_total",
+                    "PostgreSQL statements run for status reads (gathered reads share one)",
                 ),
             ),
             cache_complete: reg(

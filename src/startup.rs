@@ -76,6 +76,11 @@ pub async fn connect_db(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr>
     Database::connect(opts).await
 }
 
+/// PostgreSQL statements in flight at once for status reads that missed Redis (the pool has
+/// 16 connections; more statements than cores only queue inside PostgreSQL, and reads that
+/// wait for a slot share the next statement).
+const STATUS_READ_SLOTS: usize = 4;
+
 /// The PostgreSQL pool of `serve` and `persist`: every statement is bounded by
 /// `db_timeout_ms` on the server (`statement_timeout`), and so is waiting for a connection.
 /// (A database that stops answering altogether is bounded on the client side too: see
@@ -350,6 +355,11 @@ impl Application {
         let static_dir = settings.static_dir.clone();
         let http_workers = settings.http_workers;
         let body_timeout_ms = settings.body_timeout_ms;
+        let ticket_reads = crate::store::draws::TicketReads::start(
+            db.clone(),
+            STATUS_READ_SLOTS,
+            metrics.status_statements.clone(),
+        );
         let state = web::Data::new(AppState {
             settings,
             catalog,
@@ -363,6 +373,7 @@ impl Application {
             phone_codes,
             sms,
             intake,
+            ticket_reads,
         });
         tasks.push(spawn_monitor(state.clone(), rx));
         let data = state.clone();

@@ -47,6 +47,8 @@ pub struct AppState {
     pub sms: Option<Sender>,
     /// The key that signs receipts, and its public file (`/snapshots/intake.pub`).
     pub intake: Arc<crate::receipts::IntakeKey>,
+    /// Status reads that missed Redis, gathered into shared PostgreSQL statements.
+    pub ticket_reads: crate::store::draws::TicketReads,
 }
 
 impl AppState {

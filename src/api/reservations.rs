@@ -520,7 +520,7 @@ pub async fn status(
         return Err(not_found());
     }
     state.metrics.status_fallbacks.inc();
-    match db(&state, draws::ticket_with_entries(&state.db, &ticket)).await? {
+    match db(&state, state.ticket_reads.read(&ticket)).await? {
         Some((row, entries)) => {
             let view = view_from_row(&state, row, entries, holder).await;
             Ok(no_store(HttpResponse::Ok()).json(view))

@@ -128,10 +128,12 @@ pub async fn drawn_days(db: &DatabaseConnection) -> Result<Vec<DrawnDay>, DbErr>
 /// minus one and that of `valid_until` plus two (a zone is less than a day from UTC). Saying
 /// so lets PostgreSQL skip, while it runs the join, every month's partition outside that span:
 /// the lookup reads one or two partitions' indexes, not every retained month's.
+/// At most `limit` tickets (the newest) match `filter`.
 async fn with_entries(
     db: &DatabaseConnection,
     filter: &str,
     values: Vec<sea_orm::Value>,
+    limit: usize,
 ) -> Result<Vec<(TicketRow, Vec<Entry>)>, DbErr> {
     let qualified: Vec<String> = TICKET_COLUMNS
         .split(", ")
@@ -143,7 +145,7 @@ async fn with_entries(
             format!(
                 "SELECT {outer}, e.draw_date, w.pharmacy_id AS w_pharmacy, w.product_id AS w_product, \
                         w.pickup_code, w.roll \
-                 FROM (SELECT {cols} FROM tickets t WHERE {filter} ORDER BY ticket_id DESC LIMIT 50) t \
+                 FROM (SELECT {cols} FROM tickets t WHERE {filter} ORDER BY ticket_id DESC LIMIT {limit}) t \
                  LEFT JOIN draw_entries e ON e.ticket_id = t.ticket_id \
                       AND e.draw_date BETWEEN (t.accepted_at AT TIME ZONE 'UTC')::date - 1 \
                                           AND (t.valid_until AT TIME ZONE 'UTC')::date + 2 \
@@ -192,7 +194,7 @@ pub async fn ticket_with_entries(
     ticket: &str,
 ) -> Result<Option<(TicketRow, Vec<Entry>)>, DbErr> {
     Ok(
-        with_entries(db, "t.ticket_id = $1::bpchar", vec![ticket.into()])
+        with_entries(db, "t.ticket_id = $1::bpchar", vec![ticket.into()], 1)
             .await?
             .pop(),
     )
@@ -212,8 +214,119 @@ pub async fn person_with_entries(
         db,
         "t.person_tag = $1::bpchar AND t.phone_tag = $2::bpchar",
         vec![person_tag.into(), phone_tag.into()],
+        50,
     )
     .await
+}
+
+/// Tickets and the draws they entered, for several ticket ids in one statement (the ids not
+/// known to PostgreSQL are missing from the answer).
+///
+/// # Errors
+/// When the database fails.
+pub async fn tickets_with_entries(
+    db: &DatabaseConnection,
+    tickets: &[String],
+) -> Result<Vec<(TicketRow, Vec<Entry>)>, DbErr> {
+    let ids = tickets
+        .iter()
+        .map(|t| sea_orm::Value::from(t.as_str()))
+        .collect();
+    with_entries(
+        db,
+        "t.ticket_id = ANY($1::bpchar[])",
+        vec![sea_orm::Value::Array(
+            sea_orm::sea_query::ArrayType::String,
+            Some(Box::new(ids)),
+        )],
+        tickets.len().max(1),
+    )
+    .await
+}
+
+/// What a gathered read answers one reader.
+pub type Found = Result<Option<(TicketRow, Vec<Entry>)>, DbErr>;
+
+/// Status reads that missed Redis, gathered (the read side of group commit): the reads that
+/// wait while every statement slot is busy go to PostgreSQL together, as one statement
+/// (`ticket_id = ANY(…)`), when a slot frees. A read that finds a slot free goes at once, alone,
+/// so nothing waits for company; when Redis has lost its data and every read of the city
+/// misses it, PostgreSQL runs a statement per batch instead of one per read.
+#[derive(Clone)]
+pub struct TicketReads {
+    tx: tokio::sync::mpsc::Sender<(String, tokio::sync::oneshot::Sender<Found>)>,
+}
+
+/// The most ticket ids in one statement.
+pub const GATHERED_MAX: usize = 128;
+
+impl TicketReads {
+    /// Starts the gatherer on the current runtime, with at most `slots` statements in flight;
+    /// `statements` counts the statements it runs. It stops when every copy is dropped.
+    #[must_use]
+    pub fn start(db: DatabaseConnection, slots: usize, statements: prometheus::IntCounter) -> Self {
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<(String, tokio::sync::oneshot::Sender<Found>)>(8192);
+        tokio::spawn(async move {
+            let free = std::sync::Arc::new(tokio::sync::Semaphore::new(slots.max(1)));
+            while let Some(first) = rx.recv().await {
+                let Ok(slot) = free.clone().acquire_owned().await else {
+                    return;
+                };
+                // Everything that queued while the slots were busy goes with this statement.
+                let mut readers = vec![first];
+                while readers.len() < GATHERED_MAX {
+                    match rx.try_recv() {
+                        Ok(r) => readers.push(r),
+                        Err(_) => break,
+                    }
+                }
+                let (db, statements) = (db.clone(), statements.clone());
+                tokio::spawn(async move {
+                    let mut ids: Vec<String> = readers.iter().map(|(t, _)| t.clone()).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    statements.inc();
+                    let found = tickets_with_entries(&db, &ids).await;
+                    drop(slot);
+                    match found {
+                        Ok(rows) => {
+                            let rows: std::collections::HashMap<String, _> = rows
+                                .into_iter()
+                                .map(|(row, entries)| (row.ticket_id.clone(), (row, entries)))
+                                .collect();
+                            // A ticket asked for twice in one batch is answered twice.
+                            for (ticket, reply) in readers {
+                                let _ = reply.send(Ok(rows.get(&ticket).cloned()));
+                            }
+                        }
+                        Err(e) => {
+                            let why = e.to_string();
+                            for (_, reply) in readers {
+                                let _ = reply.send(Err(DbErr::Custom(why.clone())));
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self { tx }
+    }
+
+    /// The ticket and its entries, read with whatever other reads are waiting.
+    ///
+    /// # Errors
+    /// When the database fails, or the gatherer has stopped.
+    pub async fn read(&self, ticket: &str) -> Found {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((ticket.to_string(), reply))
+            .await
+            .map_err(|_| DbErr::Custom("the status reader has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| DbErr::Custom("the status reader has stopped".into()))?
+    }
 }
 
 #[cfg(test)]

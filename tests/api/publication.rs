@@ -402,3 +402,48 @@ async fn before_publication_no_path_tells_a_winner_from_a_loser() {
     assert_eq!(seen[0].2, "already_reserved");
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn status_reads_that_miss_redis_together_share_one_statement_and_each_gets_its_own_answer() {
+    let app = spawn_app().await;
+    let ph = district_pharmacies(&app, 3);
+    let mut known = Vec::new();
+    for p in &ph {
+        known.push(reserve(&app, p, "KN95", false).await.0);
+    }
+    app.wait_for_tickets("registered", 3, Duration::from_secs(30))
+        .await;
+    let unknown: Vec<String> = (0..20).map(|_| unknown_ticket()).collect();
+    // 200 reads at once: each known ticket 60 times, 20 ids PostgreSQL does not know.
+    let asked: Vec<String> = (0..200)
+        .map(|i| {
+            if i % 10 == 9 {
+                unknown[i / 10].clone()
+            } else {
+                known[i % 3].clone()
+            }
+        })
+        .collect();
+    let statements = prometheus::IntCounter::new("statements", "statements").unwrap();
+    // One statement at a time: while the first read's statement runs, the other 199 wait and
+    // go together (at most 128 to a statement).
+    let reads = maskdraw::store::draws::TicketReads::start(app.db.clone(), 1, statements.clone());
+    let answers = futures_util::future::join_all(asked.iter().map(|t| reads.read(t))).await;
+    for (ticket, answer) in asked.iter().zip(answers) {
+        let answer = answer.unwrap();
+        if unknown.contains(ticket) {
+            assert!(answer.is_none(), "{ticket} is not in PostgreSQL");
+        } else {
+            let (row, entries) = answer.unwrap_or_else(|| panic!("{ticket} is in PostgreSQL"));
+            assert_eq!(&row.ticket_id, ticket);
+            assert_eq!(row.status, "registered");
+            assert!(entries.is_empty());
+        }
+    }
+    let ran = statements.get();
+    assert!(
+        (2..=4).contains(&ran),
+        "200 reads at once took {ran} statements (one alone, then the rest in batches of ≤ 128)"
+    );
+    app.teardown().await;
+}

@@ -235,7 +235,7 @@ impl Default for Settings {
             publish_at: "18:00".into(),
             ip_rate_per_sec: 50,
             person_rate_per_min: 20,
-            max_in_flight: 20_000,
+            max_in_flight: 2_000,
             max_backlog: 2_000_000,
             publish_batch: 256,
             publish_linger_us: 1_000,

@@ -115,7 +115,9 @@ const PLOT_H = 110;
 /** One panel as an <svg>: bars of winners, a tick at each expected value, labels below. */
 function panelSvg(p) {
   const n = Math.max(p.bins.length, 1);
-  const left = 30, right = 6, top = 8, bottom = 34;
+  // Room on the left for a five-digit count, and below for labels and a two-row legend, at a
+  // type size that stays readable when the chart is scaled to a 360 px screen.
+  const left = 42, right = 6, top = 10, bottom = 56;
   const plotW = W - left - right;
   const max = Math.max(1, ...p.bins.map((b) => Math.max(b.winners, b.expected)));
   const y = (v) => top + PLOT_H - (v / max) * PLOT_H;
@@ -124,7 +126,7 @@ function panelSvg(p) {
   const every = Math.ceil(n / 6); // at most about six labels fit under the axis
   const parts = [
     svg('line', { x1: left, y1: top + PLOT_H, x2: W - right, y2: top + PLOT_H, class: 'axis' }),
-    svg('text', { x: left - 4, y: top + 4, class: 'tick', 'text-anchor': 'end' }, Math.round(max)),
+    svg('text', { x: left - 4, y: top + 5, class: 'tick', 'text-anchor': 'end' }, Math.round(max)),
     svg('text', { x: left - 4, y: top + PLOT_H, class: 'tick', 'text-anchor': 'end' }, 0),
   ];
   p.bins.forEach((b, i) => {
@@ -135,15 +137,16 @@ function panelSvg(p) {
     }, svg('title', null, `${b.label}: ${b.winners} winners of ${b.entrants}, ${p.expectedWord} ${b.expected}`)));
     parts.push(svg('line', { x1: cx - barW / 2 - 2, x2: cx + barW / 2 + 2, y1: y(b.expected), y2: y(b.expected), class: 'expected' }));
     if (i % every === 0) {
-      parts.push(svg('text', { x: cx, y: top + PLOT_H + 13, class: 'tick', 'text-anchor': 'middle' }, b.label));
+      parts.push(svg('text', { x: cx, y: top + PLOT_H + 15, class: 'tick', 'text-anchor': 'middle' }, b.label));
     }
   });
-  parts.push(svg('rect', { x: left, y: top + PLOT_H + 20, width: 9, height: 9, class: 'bar' }),
-    svg('text', { x: left + 13, y: top + PLOT_H + 28, class: 'tick' }, '中签 winners'),
-    svg('line', { x1: left + 100, x2: left + 116, y1: top + PLOT_H + 24, y2: top + PLOT_H + 24, class: 'expected' }),
-    svg('text', { x: left + 120, y: top + PLOT_H + 28, class: 'tick' }, p.expectedWord === 'expected' ? '公平时应有 expected' : '库存允许 permitted'),
-    svg('rect', { x: left + 236, y: top + PLOT_H + 20, width: 9, height: 9, class: 'bar far' }),
-    svg('text', { x: left + 249, y: top + PLOT_H + 28, class: 'tick' }, '偏离 far'));
+  const row1 = top + PLOT_H + 34, row2 = top + PLOT_H + 51;
+  parts.push(svg('rect', { x: left, y: row1 - 10, width: 10, height: 10, class: 'bar' }),
+    svg('text', { x: left + 14, y: row1, class: 'tick' }, '中签 winners'),
+    svg('line', { x1: left + 104, x2: left + 122, y1: row1 - 5, y2: row1 - 5, class: 'expected' }),
+    svg('text', { x: left + 126, y: row1, class: 'tick' }, p.expectedWord === 'expected' ? '公平时应有 expected' : '库存允许 permitted'),
+    svg('rect', { x: left, y: row2 - 10, width: 10, height: 10, class: 'bar far' }),
+    svg('text', { x: left + 14, y: row2, class: 'tick' }, '偏离 far'));
   return svg('svg', {
     viewBox: `0 0 ${W} ${top + PLOT_H + bottom}`, width: '100%', role: 'img', class: p.flagged ? 'chart flagged' : 'chart',
     'aria-label': `${p.en}: winners against ${p.expectedWord}`,

@@ -43,9 +43,7 @@ pub fn pharmacies() -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("static/config/pharmacies.json");
     let list: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(path).expect("the catalog")).expect("json");
-    list.iter()
-        .filter_map(|p| p["id"].as_str().map(String::from))
-        .collect()
+    super::intake::pharmacy_ids(&list)
 }
 
 /// The body of person `i`'s reservation.

@@ -124,7 +124,13 @@ pub async fn pharmacies(client: &reqwest::Client, base: &str) -> Vec<String> {
         .json()
         .await
         .expect("json");
-    v.iter()
+    pharmacy_ids(&v)
+}
+
+/// The ids of a pharmacy catalog (`static/config/pharmacies.json`).
+pub fn pharmacy_ids(catalog: &[serde_json::Value]) -> Vec<String> {
+    catalog
+        .iter()
         .filter_map(|p| p["id"].as_str().map(String::from))
         .collect()
 }

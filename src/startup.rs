@@ -98,7 +98,14 @@ pub async fn connect_service_db(settings: &Settings) -> Result<DatabaseConnectio
         .acquire_timeout(timeout)
         .sqlx_logging(false)
         .map_sqlx_postgres_opts(move |o| {
-            o.options([("statement_timeout", statement_timeout.as_str())])
+            // Every execution of a prepared statement is planned for its values and the
+            // tables as they are now: a generic plan made while a new day's tables were
+            // almost empty (a sequential scan) would otherwise be kept by the connection for
+            // the rest of the day, scanning the whole table on every call.
+            o.options([
+                ("statement_timeout", statement_timeout.as_str()),
+                ("plan_cache_mode", "force_custom_plan"),
+            ])
         });
     Database::connect(opts).await
 }

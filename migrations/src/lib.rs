@@ -9,7 +9,7 @@ mod m20261202_000004_draw_entries_point_lookup;
 mod m20261203_000001_pharmacy_tokens;
 mod m20261204_000005_seal_and_draw_progress;
 mod m20261205_000006_partition_tickets_and_entries;
-mod m20261206_000007_claims_without_transition_joins;
+mod m20261206_000007_claims_planned_per_statement;
 
 pub struct Migrator;
 
@@ -24,7 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_pharmacy_tokens::Migration),
             Box::new(m20261204_000005_seal_and_draw_progress::Migration),
             Box::new(m20261205_000006_partition_tickets_and_entries::Migration),
-            Box::new(m20261206_000007_claims_without_transition_joins::Migration),
+            Box::new(m20261206_000007_claims_planned_per_statement::Migration),
         ]
     }
 }

@@ -411,6 +411,10 @@ pub const CLUSTER_SCHEME: &str = "cluster:";
 const STALE_PENDING_SECS: u64 = 30;
 /// How long an idempotency key is remembered.
 const IDEMPOTENCY_TTL_SECS: u64 = 24 * 3600;
+/// How long a 202's signed receipt is kept for a retry: as long as the idempotency key that
+/// such a retry carries (the ~900 bytes per ticket would otherwise stay for the ticket's
+/// validity and 30 days, most of Redis's memory at a city's intake).
+pub const RECEIPT_TTL_SECS: u64 = IDEMPOTENCY_TTL_SECS;
 
 impl RedisStore {
     /// A store whose commands each wait at most a second.
@@ -739,11 +743,13 @@ impl RedisStore {
                 .ignore();
             if let Some(Some(r)) = receipts.get(i) {
                 // A key of its own (same slot): the status reads of the publication peak do
-                // not carry it.
+                // not carry it. It serves a retry with the same idempotency key, so it lives
+                // as long as that key; a retry after it is gone gets the same statement signed
+                // again from the ticket's row (`receipt_again`).
                 let receipt = self.receipt_key(&e.ticket_id);
                 pipes
                     .on(&receipt)
-                    .set_ex(&receipt, r.as_ref(), ttl.max(1) as u64)
+                    .set_ex(&receipt, r.as_ref(), RECEIPT_TTL_SECS)
                     .ignore();
             }
         }

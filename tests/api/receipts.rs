@@ -205,6 +205,48 @@ async fn after_the_seal_and_draw_notary_receipt_finds_the_ticket_entered_and_nam
 }
 
 #[tokio::test]
+async fn a_kept_receipt_lives_as_long_as_the_idempotency_key_not_as_long_as_the_status() {
+    let app = spawn_app().await;
+    app.wait_for_cache(true).await;
+    let (first, _) = reserve(&app, &reservation(), "receipt-ttl").await;
+    let ticket = first["ticket_id"].as_str().unwrap();
+    let store = maskdraw::store::redis::RedisStore::connect(
+        &app.settings.redis_endpoint(),
+        &app.settings.key_prefix,
+    )
+    .unwrap();
+    let mut conn = store.connection().await.unwrap();
+    let prefix = &app.settings.key_prefix;
+    let mut ttl = async |key: String| -> i64 {
+        deadpool_redis::redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    };
+    // The status is written with the receipt, after the batch is durable.
+    let mut receipt_ttl = -2;
+    for _ in 0..100 {
+        receipt_ttl = ttl(format!("{prefix}:{{{ticket}}}:r")).await;
+        if receipt_ttl > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status_ttl = ttl(format!("{prefix}:{{{ticket}}}:t")).await;
+    let day = 86_400;
+    assert!(
+        receipt_ttl > day - 600 && receipt_ttl <= day,
+        "the receipt is kept for the idempotency window (24 h), not {receipt_ttl} s"
+    );
+    assert!(
+        status_ttl > 30 * day,
+        "the status stays for validity + 30 days ({status_ttl} s)"
+    );
+    app.teardown().await;
+}
+
+#[tokio::test]
 async fn a_retry_after_redis_lost_the_receipt_gets_the_same_statement_signed_again() {
     let app = spawn_app().await;
     app.wait_for_cache(true).await;

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub status_fallbacks: IntCounter,
     /// Statements those reads cost (several reads can share one: `TicketReads`).
     pub status_statements: IntCounter,
+    /// Reservations whose person was looked up in PostgreSQL because Redis was not known warm.
+    pub intake_database_checks: IntCounter,
     pub cache_complete: IntGauge,
     pub redis_persistent: IntGauge,
     pub fallback_refused: IntCounter,
@@ -161,6 +163,14 @@ impl Metrics {
                 counter(
                     "status_database_statements_total",
                     "PostgreSQL statements run for status reads (gathered reads share one)",
+                ),
+            ),
+            intake_database_checks: reg(
+                &r,
+                counter(
+                    "intake_database_checks_total",
+                    "reservations checked against PostgreSQL because Redis was not known to \
+                     hold every live ticket",
                 ),
             ),
             cache_complete: reg(

@@ -81,6 +81,13 @@ pub async fn connect_db(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr>
 /// wait for a slot share the next statement).
 const STATUS_READ_SLOTS: usize = 4;
 
+/// Reservations checked in PostgreSQL at once while Redis is not known warm: half the pool,
+/// so that status reads, phone codes and the monitor keep connections. A reservation that
+/// finds them all taken waits at most [`INTAKE_CHECK_WAIT`], then is shed with 503 and
+/// `Retry-After`, instead of queueing on the pool for seconds with its in-flight slot held.
+const INTAKE_CHECK_SLOTS: usize = 8;
+pub const INTAKE_CHECK_WAIT: Duration = Duration::from_millis(200);
+
 /// The PostgreSQL pool of `serve` and `persist`: every statement is bounded by
 /// `db_timeout_ms` on the server (`statement_timeout`), and so is waiting for a connection.
 /// (A database that stops answering altogether is bounded on the client side too: see
@@ -381,6 +388,7 @@ impl Application {
             sms,
             intake,
             ticket_reads,
+            intake_checks: tokio::sync::Semaphore::new(INTAKE_CHECK_SLOTS),
         });
         tasks.push(spawn_monitor(state.clone(), rx));
         let data = state.clone();
@@ -549,7 +557,8 @@ fn watch_warmth(state: &web::Data<AppState>, warming: &Arc<std::sync::atomic::At
     let warming = warming.clone();
     tokio::spawn(async move {
         let Ok(warm) = state.redis.is_warm().await else {
-            state.cache.warmth.set(false);
+            // Unreachable is not empty: the next answer tells (see `Warmth`).
+            state.cache.warmth.lost_sight();
             state.metrics.cache_complete.set(0);
             return;
         };

@@ -49,6 +49,9 @@ pub struct AppState {
     pub intake: Arc<crate::receipts::IntakeKey>,
     /// Status reads that missed Redis, gathered into shared PostgreSQL statements.
     pub ticket_reads: crate::store::draws::TicketReads,
+    /// Reservations checked in PostgreSQL at once while Redis is cold (see
+    /// `reservations::refuse_from_database`); more wait briefly, then are shed.
+    pub intake_checks: tokio::sync::Semaphore,
 }
 
 impl AppState {

@@ -232,6 +232,20 @@ pub async fn create(
     result
 }
 
+/// Whether Redis holds every live ticket, so that its locks and cooldowns alone decide. When
+/// the monitor does not know (at start, or since a Redis command failed), one `EXISTS` of the
+/// warm marker on this worker's connection settles it for every later request, instead of a
+/// PostgreSQL lookup per reservation until the monitor's next look (which, under load, queued
+/// thousands of requests on the database pool after each Redis blip).
+async fn redis_known_warm(state: &AppState, redis: &RedisStore) -> Result<bool, ApiError> {
+    if let Some(known) = state.cache.warmth.known() {
+        return Ok(known);
+    }
+    let warm = redis.is_warm().await?;
+    state.cache.warmth.set(warm);
+    Ok(warm)
+}
+
 /// The reservation after its code: the person's lock, then the durable publish.
 async fn admit(
     state: &AppState,
@@ -242,14 +256,27 @@ async fn admit(
 ) -> Result<HttpResponse, ApiError> {
     let secret = state.settings.hmac_secret.expose().as_bytes();
     let now = state.intake_now();
-    if !state.cache.warmth.is_complete() {
+    if !redis_known_warm(state, redis).await? {
         // A retry whose key Redis still remembers is answered by the reserve script as the
         // first time; the database would only see the person's (same) ticket and refuse it.
         let known = match idem.as_deref() {
-            Some(key) => redis.idempotent_ticket(&tag, key).await?,
+            Some(key) => redis.idempotent_ticket(&tag, key).await.inspect_err(|_| {
+                state.cache.warmth.lost_sight();
+            })?,
             None => None,
         };
         if known.is_none() {
+            let wait = crate::startup::INTAKE_CHECK_WAIT;
+            let Ok(Ok(_slot)) = tokio::time::timeout(wait, state.intake_checks.acquire()).await
+            else {
+                state
+                    .metrics
+                    .shed
+                    .with_label_values(&["database_checks"])
+                    .inc();
+                return Err(crate::admission::Shed::Overloaded("database_checks").into());
+            };
+            state.metrics.intake_database_checks.inc();
             refuse_from_database(state, &tag, now).await?;
         }
     }
@@ -261,7 +288,9 @@ async fn admit(
     let lock_ttl = (valid_until - now).num_seconds().max(1) as u64;
     let event = match redis
         .reserve(&tag, &ticket, &event.to_bytes(), lock_ttl, idem.as_deref())
-        .await?
+        .await
+        // The connection broke: Redis may come back empty, so its warmth is looked at again.
+        .inspect_err(|_| state.cache.warmth.lost_sight())?
     {
         Reserve::Granted => event,
         Reserve::Resend { ticket, event } => ReservationEvent::from_bytes(&event).map_err(|e| {
@@ -506,6 +535,7 @@ pub async fn status(
         Ok(_) => true,
         Err(e) => {
             tracing::warn!(error = ?e, "redis unavailable for status; using postgres");
+            state.cache.warmth.lost_sight();
             false
         }
     };

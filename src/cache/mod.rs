@@ -15,7 +15,7 @@ pub mod warm;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -165,17 +165,43 @@ impl NegativeCache {
     }
 }
 
-/// Whether Redis holds every live ticket, as the monitor last saw it.
+/// Whether Redis holds every live ticket: `Warm` (its warm marker was seen), `Cold` (Redis
+/// answered without the marker: it lost its data since the last warm) or `Unknown` (at start,
+/// and since a Redis command failed: Redis may have restarted empty, or only the connection
+/// broke). An unknown warmth is settled by the next reservation with one `EXISTS` on its own
+/// connection ([`crate::store::redis::RedisStore::is_warm`]) rather than by asking PostgreSQL
+/// for every reservation until the monitor's next look.
 #[derive(Default)]
-pub struct Warmth(AtomicBool);
+pub struct Warmth(AtomicU8);
+
+const UNKNOWN: u8 = 0;
+const WARM: u8 = 1;
+const COLD: u8 = 2;
 
 impl Warmth {
+    /// Redis is known to hold every live ticket.
     pub fn is_complete(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.load(Ordering::Acquire) == WARM
     }
 
+    /// `Some(complete)` when known, `None` when it has to be looked at.
+    pub fn known(&self) -> Option<bool> {
+        match self.0.load(Ordering::Acquire) {
+            WARM => Some(true),
+            COLD => Some(false),
+            _ => None,
+        }
+    }
+
+    /// What Redis answered: its marker is there (`true`) or not.
     pub fn set(&self, complete: bool) {
-        self.0.store(complete, Ordering::Release);
+        self.0
+            .store(if complete { WARM } else { COLD }, Ordering::Release);
+    }
+
+    /// A Redis command failed: until Redis answers again, what it holds is not known.
+    pub fn lost_sight(&self) {
+        self.0.store(UNKNOWN, Ordering::Release);
     }
 }
 

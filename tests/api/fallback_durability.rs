@@ -25,15 +25,6 @@ async fn ticket_ids(app: &TestApp) -> HashSet<String> {
         .collect()
 }
 
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app.admin_get("/metrics").await.text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{name} not exported"))
-        .parse()
-        .unwrap()
-}
-
 /// Submits `body` until it gets 202 (the broker reconnects within the bound), accepting only
 /// 503 `unavailable` meanwhile; returns the ticket id.
 async fn reserve_until_accepted(app: &TestApp, body: &Value) -> String {
@@ -104,7 +95,7 @@ async fn with_a_redis_that_keeps_nothing_a_broker_outage_answers_503_and_no_202_
     assert_eq!(status, 200);
     assert_eq!(ready["redis_persistent"], false);
     assert_eq!(ready["fallback"], "refused");
-    assert_eq!(metric(&app, "maskdraw_redis_persistent").await, 0.0);
+    assert_eq!(app.metric("maskdraw_redis_persistent").await, 0.0);
     for _ in 0..3 {
         accepted.push(reserve_until_accepted(&app, &reservation()).await);
     }
@@ -116,9 +107,13 @@ async fn with_a_redis_that_keeps_nothing_a_broker_outage_answers_503_and_no_202_
         assert_eq!(status, 503, "a 202 from a Redis that keeps nothing: {json}");
         assert_eq!(json["code"], "unavailable");
     }
-    assert!(metric(&app, "maskdraw_reservations_fallback_refused_total").await >= 5.0);
+    assert!(
+        app.metric("maskdraw_reservations_fallback_refused_total")
+            .await
+            >= 5.0
+    );
     assert_eq!(
-        metric(&app, "maskdraw_reservations_fallback_total").await,
+        app.metric("maskdraw_reservations_fallback_total").await,
         0.0
     );
     let (status, ready) = readyz_until(&app, |b| b["rabbitmq"] == false).await;
@@ -164,7 +159,7 @@ async fn with_a_redis_that_keeps_an_aof_the_fallback_202s_survive_a_kill_9_and_r
     let (_, ready) = readyz_until(&app, |b| b["rabbitmq"] == true).await;
     assert_eq!(ready["redis_persistent"], true);
     assert_eq!(ready["fallback"], "available");
-    assert_eq!(metric(&app, "maskdraw_redis_persistent").await, 1.0);
+    assert_eq!(app.metric("maskdraw_redis_persistent").await, 1.0);
     let mut accepted = vec![reserve_until_accepted(&app, &reservation()).await];
 
     app.proxy.cut();
@@ -173,7 +168,7 @@ async fn with_a_redis_that_keeps_an_aof_the_fallback_202s_survive_a_kill_9_and_r
         assert_eq!(status, 202, "{json}");
         accepted.push(json["ticket_id"].as_str().unwrap().to_string());
     }
-    assert!(metric(&app, "maskdraw_reservations_fallback_total").await >= 10.0);
+    assert!(app.metric("maskdraw_reservations_fallback_total").await >= 10.0);
     let (status, ready) = readyz_until(&app, |b| b["rabbitmq"] == false).await;
     assert_eq!(status, 200, "degraded but ready: {ready}");
     assert_eq!(ready["degraded"], true);

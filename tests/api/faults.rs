@@ -111,3 +111,140 @@ async fn the_intakes_redis_connection_fails_fast_during_a_cut_and_is_back_soon_a
     }
     println!("back {:?} after the cut ended", restored.elapsed());
 }
+
+/// A Redis cut that lost nothing must not send the intake to PostgreSQL: while Redis is
+/// unreachable its warmth is unknown (not cold), and the first reservation after it is back
+/// settles it with one `EXISTS` of the warm marker. (The monitor used to mark Redis cold on
+/// any error, and then every reservation looked its person up in PostgreSQL until the
+/// monitor's next look: at 5,000/s that queued thousands of requests on the database pool for
+/// seconds after each Redis blip.) And when Redis comes back without its data, the first
+/// reservation after it sees so and the database refuses a person who already holds a ticket.
+#[tokio::test]
+async fn after_a_redis_cut_the_intake_asks_redis_whether_it_kept_its_data_not_postgresql() {
+    use crate::common::faults::TcpProxy;
+    use crate::helpers::{reservation, spawn_app_with, Options};
+    use std::time::Instant;
+
+    let redis = TcpProxy::start("127.0.0.1:6379").await;
+    let port = redis.port;
+    let app = spawn_app_with(Options::default(), |s| {
+        s.redis_url = format!("redis://127.0.0.1:{port}/0");
+        s.redis_timeout_ms = 300;
+    })
+    .await;
+    app.wait_for_cache(true).await;
+    let checks = "maskdraw_intake_database_checks_total";
+    let reserve_until_answered = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let start = Instant::now();
+            loop {
+                let resp = app.reserve(&body).await;
+                let status = resp.status().as_u16();
+                if status != 503 {
+                    return (status, resp.json::<serde_json::Value>().await.unwrap());
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "Redis did not come back within 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let holder = reservation();
+    let (status, _) = reserve_until_answered(holder.clone()).await;
+    assert_eq!(status, 202);
+    app.wait_for_tickets("registered", 1, Duration::from_secs(30))
+        .await;
+
+    // 1. A cut that loses nothing.
+    let before = app.metric(checks).await;
+    redis.cut();
+    app.wait_for_cache(false).await;
+    assert_eq!(
+        app.reserve(&reservation()).await.status(),
+        503,
+        "Redis is cut"
+    );
+    redis.restore();
+    for _ in 0..10 {
+        let (status, body) = reserve_until_answered(reservation()).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    assert_eq!(
+        app.metric(checks).await - before,
+        0.0,
+        "no reservation went to PostgreSQL: Redis kept its data"
+    );
+    app.wait_for_cache(true).await;
+
+    // 2. Redis comes back without its data (as after a restart without persistence).
+    redis.cut();
+    app.wait_for_cache(false).await;
+    let store = maskdraw::store::redis::RedisStore::connect(
+        "redis://127.0.0.1:6379/0",
+        &app.settings.key_prefix,
+    )
+    .unwrap();
+    store.delete_all().await.unwrap();
+    redis.restore();
+    // Refused by the database, or by the lock a warm (started by the monitor) put back.
+    let (status, body) = reserve_until_answered(holder).await;
+    assert_eq!(status, 409, "the person already holds a ticket: {body}");
+    assert_eq!(body["code"], "already_reserved", "{body}");
+    app.teardown().await;
+}
+
+/// While Redis is cold every reservation is checked in PostgreSQL; when those checks cannot
+/// keep up (here: the tickets table is locked), a few wait on the database and the rest are
+/// shed with 503 `overloaded` and `Retry-After`, instead of all queueing on the pool with their
+/// in-flight slots held.
+#[tokio::test]
+async fn when_the_database_checks_of_a_cold_redis_cannot_keep_up_the_excess_is_shed() {
+    use crate::helpers::{reservation, spawn_app_with, Options};
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let app = spawn_app_with(Options::default(), |s| {
+        s.auto_warm = false;
+        s.db_timeout_ms = 2_000;
+    })
+    .await;
+    app.wait_for_cache(false).await;
+    let lock = app.db.begin().await.unwrap();
+    lock.execute_unprepared("LOCK TABLE tickets IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let answers = futures_util::future::join_all((0..40).map(|_| {
+        let app = &app;
+        async move {
+            let resp = app.reserve(&reservation()).await;
+            let status = resp.status().as_u16();
+            let retry_after = resp.headers().get("retry-after").is_some();
+            let body: serde_json::Value = resp.json().await.unwrap();
+            (status, retry_after, body)
+        }
+    }))
+    .await;
+    lock.rollback().await.unwrap();
+    let overloaded = answers
+        .iter()
+        .filter(|(status, _, body)| *status == 503 && body["code"] == "overloaded")
+        .count();
+    for (status, retry_after, body) in &answers {
+        assert_eq!(*status, 503, "the database is locked: {body}");
+        assert!(retry_after, "503 without Retry-After: {body}");
+    }
+    assert!(
+        overloaded >= 40 - 8,
+        "at most the 8 checks in flight wait on the database; the rest are shed: {answers:?}"
+    );
+    let shed = app
+        .metric("maskdraw_shed_total{reason=\"database_checks\"}")
+        .await;
+    assert!(shed >= overloaded as f64, "{shed} shed counted");
+    // Once the database answers again, a reservation goes through the check.
+    let resp = app.reserve(&reservation()).await;
+    assert_eq!(resp.status(), 202);
+    app.teardown().await;
+}

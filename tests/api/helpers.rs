@@ -155,6 +155,16 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A metric's value from the operator's `/metrics` (a series without labels).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.admin_get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{name} not exported"))
+            .parse()
+            .unwrap()
+    }
+
     /// `POST /api/v1/reservations/lookup` with this identity number and phone.
     pub async fn lookup(&self, id_number: &serde_json::Value, phone: &str) -> serde_json::Value {
         self.client

@@ -910,6 +910,8 @@ pub struct Outcome {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// 202s/503s finished per second around the fault ([`timeline`]).
+    pub timeline: String,
 }
 
 impl Outcome {
@@ -946,19 +948,47 @@ fn retryable(status: u16, body_in_progress: bool) -> bool {
     status == 0 || status == 429 || status >= 500 || (status == 409 && body_in_progress)
 }
 
-/// Seconds from `end` (into the run) until 202s finish at ≥ 90% of `rate` for three whole
-/// seconds in a row.
-pub fn recovery(run: &LoadRun, rate: u64, end: f64) -> Option<f64> {
+/// How many answers with `status` finished in each second of the run.
+fn finished_per_second(run: &LoadRun, status: u16) -> Vec<u64> {
     let seconds = (run.elapsed.as_secs_f64()).floor() as usize;
     let mut per_second = vec![0u64; seconds + 2];
     for (i, &st) in run.status_of.iter().enumerate() {
-        if st == 202 {
+        if st == status {
             let s = run.finish_ms[i] as usize / 1000;
             if s < per_second.len() {
                 per_second[s] += 1;
             }
         }
     }
+    per_second
+}
+
+/// 202s and 503s finished per second from two seconds before the fault until twelve after
+/// its end (`TIMELINE=all`: the whole run): where the time to full rate goes.
+pub fn timeline(run: &LoadRun, fault_at: (f64, f64)) -> String {
+    let (ok, shed) = (finished_per_second(run, 202), finished_per_second(run, 503));
+    // `TIMELINE=all`: the whole run.
+    let all = std::env::var("TIMELINE").is_ok_and(|v| v == "all");
+    let from = if all {
+        0
+    } else {
+        (fault_at.0.floor() as usize).saturating_sub(2)
+    };
+    let to = if all {
+        ok.len()
+    } else {
+        (fault_at.1.ceil() as usize + 12).min(ok.len())
+    };
+    (from..to)
+        .map(|s| format!("{s}s {}/{}", ok[s], shed[s]))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Seconds from `end` (into the run) until 202s finish at ≥ 90% of `rate` for three whole
+/// seconds in a row.
+pub fn recovery(run: &LoadRun, rate: u64, end: f64) -> Option<f64> {
+    let per_second = finished_per_second(run, 202);
     let full = (rate as f64 * 0.9).ceil() as u64;
     let last_full = (run.offered / rate.max(1)) as usize; // seconds with arrivals
     let first = end.floor() as usize;
@@ -1013,6 +1043,7 @@ pub async fn scenario_on(
         unavailable: run.count(&[503]),
         fault_at,
         recovery_secs: recovery(&run, rate, fault_end),
+        timeline: timeline(&run, fault_at),
         ..Outcome::default()
     };
     out.other = run.offered - out.accepted - out.unavailable;

@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::faults::{
-    offer, recovery, retry_and_check, run_scenario, sample, Fault, Outcome, Stack, StackOptions,
+    offer, rate_before, recovery, recovery_to_before, retry_and_check, run_scenario, sample, Fault,
+    Outcome, Stack, StackOptions,
 };
 use common::load::percentile;
 
@@ -236,9 +237,12 @@ async fn soak() -> bool {
     let (run, windows, samples) = tokio::join!(load, injector, sampler);
     println!("{}", run.summary());
     for (name, a, b) in &windows {
+        let secs = |r: Option<f64>| r.map_or_else(|| "—".into(), |s| format!("{s:.1} s"));
         println!(
-            "fault {name} at {a:.1}–{b:.1} s: back at full rate after {}",
-            recovery(&run, rate, *b).map_or_else(|| "—".into(), |s| format!("{s:.1} s"))
+            "fault {name} at {a:.1}–{b:.1} s: back at full rate after {}; {} 202/s held before it, back at that after {}",
+            secs(recovery(&run, rate, *b)),
+            rate_before(&run, *a),
+            secs(recovery_to_before(&run, rate, (*a, *b))),
         );
     }
     let names: Vec<String> = samples

@@ -904,6 +904,12 @@ pub struct Outcome {
     /// Seconds from the fault's end until 202s come back at ≥ 90% of the offered rate for
     /// three seconds in a row (by the time the answers came); `None`: not within the run.
     pub recovery_secs: Option<f64>,
+    /// 202s per second in the ten seconds before the fault (below `rate` when the machine
+    /// does not hold the offered rate even without a fault).
+    pub held_before: u64,
+    /// Seconds from the fault's end until 202s come back at ≥ 90% of `held_before` for three
+    /// seconds in a row.
+    pub recovery_to_before_secs: Option<f64>,
     /// When the fault started and ended, seconds into the load.
     pub fault_at: (f64, f64),
     /// 202 latency from the due time: p50, p99, max (ms).
@@ -916,14 +922,14 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn header() -> String {
-        "| scenario | offered | 202 | 503 | other | retried → 202 | lost | duplicates | 202 stored rejected | fault (s into load) | back at full rate after | 202 p99 |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| scenario | offered | 202 | 503 | other | retried → 202 | lost | duplicates | 202 stored rejected | fault (s into load) | back at full rate after | 202/s before the fault | back at that rate after | 202 p99 |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             .to_string()
     }
 
     pub fn row(&self) -> String {
         format!(
-            "| {} | {} | {} | {} | {} | {} → {} | {} | {} | {} | {:.1}–{:.1} | {} | {:.0} ms |",
+            "| {} | {} | {} | {} | {} | {} → {} | {} | {} | {} | {:.1}–{:.1} | {} | {} | {} | {:.0} ms |",
             self.name,
             self.offered,
             self.accepted,
@@ -937,6 +943,9 @@ impl Outcome {
             self.fault_at.0,
             self.fault_at.1,
             self.recovery_secs
+                .map_or_else(|| "not within the run".into(), |s| format!("{s:.1} s")),
+            self.held_before,
+            self.recovery_to_before_secs
                 .map_or_else(|| "not within the run".into(), |s| format!("{s:.1} s")),
             self.p99_ms,
         )
@@ -988,9 +997,32 @@ pub fn timeline(run: &LoadRun, fault_at: (f64, f64)) -> String {
 /// Seconds from `end` (into the run) until 202s finish at ≥ 90% of `rate` for three whole
 /// seconds in a row.
 pub fn recovery(run: &LoadRun, rate: u64, end: f64) -> Option<f64> {
+    recovery_to(run, rate, rate, end)
+}
+
+/// 202s finished per second over the ten seconds before `start` (the rate the deployment
+/// held before the fault, which on a saturated machine is below the offered rate).
+pub fn rate_before(run: &LoadRun, start: f64) -> u64 {
     let per_second = finished_per_second(run, 202);
-    let full = (rate as f64 * 0.9).ceil() as u64;
-    let last_full = (run.offered / rate.max(1)) as usize; // seconds with arrivals
+    let to = (start.floor() as usize).min(per_second.len());
+    let from = to.saturating_sub(10).max(2);
+    if to <= from {
+        return 0;
+    }
+    per_second[from..to].iter().sum::<u64>() / (to - from) as u64
+}
+
+/// [`recovery`] against the rate held before the fault instead of the offered one.
+pub fn recovery_to_before(run: &LoadRun, offered: u64, fault_at: (f64, f64)) -> Option<f64> {
+    recovery_to(run, rate_before(run, fault_at.0), offered, fault_at.1)
+}
+
+/// Seconds from `end` until 202s finish at ≥ 90% of `target` per second for three seconds in
+/// a row, within the seconds that had arrivals at `offered` per second.
+fn recovery_to(run: &LoadRun, target: u64, offered: u64, end: f64) -> Option<f64> {
+    let per_second = finished_per_second(run, 202);
+    let full = (target as f64 * 0.9).ceil() as u64;
+    let last_full = ((run.offered / offered.max(1)) as usize).min(per_second.len()); // seconds with arrivals
     let first = end.floor() as usize;
     (first..last_full.saturating_sub(2))
         .find(|&s| (s..s + 3).all(|k| per_second[k] >= full))
@@ -1043,6 +1075,8 @@ pub async fn scenario_on(
         unavailable: run.count(&[503]),
         fault_at,
         recovery_secs: recovery(&run, rate, fault_end),
+        held_before: rate_before(&run, fault_at.0),
+        recovery_to_before_secs: recovery_to_before(&run, rate, fault_at),
         timeline: timeline(&run, fault_at),
         ..Outcome::default()
     };

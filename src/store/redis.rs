@@ -221,7 +221,7 @@ enum Backend {
     Single {
         pool: Pool,
         client: redis::Client,
-        hot: std::sync::Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
+        hot: std::sync::Arc<Hot>,
     },
     /// The cluster client's connection: multiplexed, one connection per node, following
     /// `MOVED`/`ASK` and refreshing its slot map after a failover. It is shared by every copy
@@ -236,12 +236,120 @@ enum Backend {
 /// (a pipeline must then stay within one hash slot: see [`Pipes`]).
 pub enum Conn {
     Pooled(deadpool_redis::Connection),
-    /// With the bound on each command: while the manager reconnects, a command waits for the
-    /// reconnection, which the manager's response timeout does not cover.
-    Managed(redis::aio::ConnectionManager, std::time::Duration),
+    /// The intake's multiplexed connection ([`Hot`]), with the bound on each command; a
+    /// command that finds the connection broken has it dropped, so the next one reconnects.
+    Hot(
+        redis::aio::MultiplexedConnection,
+        u64,
+        std::sync::Arc<Hot>,
+        std::time::Duration,
+    ),
     /// With the bound on each command: the cluster client's own response timeout is per
     /// attempt, and it retries while the cluster is down.
     Cluster(redis::cluster_async::ClusterConnection, std::time::Duration),
+}
+
+/// How often the intake's connection may try to reconnect while Redis is unreachable: a
+/// command that finds a reconnection tried less than this long ago fails at once (503), so a
+/// cut costs fast refusals, and the connection is back within this long of Redis being back.
+const RECONNECT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The intake's shared multiplexed connection, reconnected by us rather than by redis-rs'
+/// `ConnectionManager`: its backoff (a first delay fixed at 1 s in 0.27, then further retries,
+/// then a new cycle only when a later command fails) kept a worker's connection down for
+/// seconds after Redis was back, each worker on its own schedule. Here a broken connection is
+/// dropped by the command that finds it broken (an I/O error that needs a reconnection, not a
+/// timeout: a slow Redis keeps its connection), and the next command reconnects, at most one at
+/// a time and at most once per [`RECONNECT_EVERY`].
+#[derive(Default)]
+pub struct Hot {
+    current: std::sync::RwLock<Option<(u64, redis::aio::MultiplexedConnection)>>,
+    /// Single flight for reconnecting: the generation and the last attempt's start.
+    connecting: tokio::sync::Mutex<(u64, Option<std::time::Instant>)>,
+}
+
+impl Hot {
+    fn current(&self) -> Option<(u64, redis::aio::MultiplexedConnection)> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, value: Option<(u64, redis::aio::MultiplexedConnection)>) {
+        match self.current.write() {
+            Ok(mut g) => *g = value,
+            Err(poisoned) => *poisoned.into_inner() = value,
+        }
+    }
+
+    /// Forgets generation `generation` if it is still the current connection.
+    fn drop_broken(&self, generation: u64) {
+        let mut g = match self.current.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if g.as_ref().is_some_and(|(n, _)| *n == generation) {
+            *g = None;
+        }
+    }
+
+    /// The connection, reconnecting if there is none (bounded by `timeout`).
+    async fn get(
+        &self,
+        client: &redis::Client,
+        timeout: std::time::Duration,
+    ) -> Result<(u64, redis::aio::MultiplexedConnection), StoreError> {
+        if let Some(c) = self.current() {
+            return Ok(c);
+        }
+        let mut connecting = tokio::time::timeout(timeout, self.connecting.lock())
+            .await
+            .map_err(|_| StoreError::Timeout(timeout))?;
+        // Another command may have reconnected while this one waited.
+        if let Some(c) = self.current() {
+            return Ok(c);
+        }
+        if connecting.1.is_some_and(|t| t.elapsed() < RECONNECT_EVERY) {
+            return Err(StoreError::Redis(redis::RedisError::from((
+                redis::ErrorKind::IoError,
+                "redis is unreachable",
+                "reconnecting".to_string(),
+            ))));
+        }
+        connecting.1 = Some(std::time::Instant::now());
+        let config = redis::AsyncConnectionConfig::new().set_connection_timeout(timeout);
+        let conn = tokio::time::timeout(
+            timeout,
+            client.get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        .map_err(|_| StoreError::Timeout(timeout))??;
+        connecting.0 += 1;
+        let c = (connecting.0, conn);
+        self.set(Some(c.clone()));
+        Ok(c)
+    }
+}
+
+/// `fut` on the hot connection, bounded; a broken connection is dropped for the next command
+/// to replace.
+fn on_hot<'a, T: Send + 'a>(
+    hot: &std::sync::Arc<Hot>,
+    generation: u64,
+    timeout: std::time::Duration,
+    fut: redis::RedisFuture<'a, T>,
+) -> redis::RedisFuture<'a, T> {
+    let hot = hot.clone();
+    Box::pin(async move {
+        let r = bounded(timeout, fut).await;
+        if let Err(e) = &r {
+            if e.is_unrecoverable_error() || e.is_connection_dropped() {
+                hot.drop_broken(generation);
+            }
+        }
+        r
+    })
 }
 
 /// `fut`, or an error after `timeout`.
@@ -263,7 +371,7 @@ impl redis::aio::ConnectionLike for Conn {
     ) -> redis::RedisFuture<'a, redis::Value> {
         match self {
             Self::Pooled(c) => c.req_packed_command(cmd),
-            Self::Managed(c, t) => bounded(*t, c.req_packed_command(cmd)),
+            Self::Hot(c, n, hot, t) => on_hot(hot, *n, *t, c.req_packed_command(cmd)),
             Self::Cluster(c, t) => bounded(*t, c.req_packed_command(cmd)),
         }
     }
@@ -276,7 +384,9 @@ impl redis::aio::ConnectionLike for Conn {
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         match self {
             Self::Pooled(c) => c.req_packed_commands(cmd, offset, count),
-            Self::Managed(c, t) => bounded(*t, c.req_packed_commands(cmd, offset, count)),
+            Self::Hot(c, n, hot, t) => {
+                on_hot(hot, *n, *t, c.req_packed_commands(cmd, offset, count))
+            }
             Self::Cluster(c, t) => bounded(*t, c.req_packed_commands(cmd, offset, count)),
         }
     }
@@ -284,7 +394,7 @@ impl redis::aio::ConnectionLike for Conn {
     fn get_db(&self) -> i64 {
         match self {
             Self::Pooled(c) => c.get_db(),
-            Self::Managed(c, _) => c.get_db(),
+            Self::Hot(c, ..) => c.get_db(),
             Self::Cluster(c, _) => c.get_db(),
         }
     }
@@ -541,8 +651,8 @@ impl RedisStore {
             .clone())
     }
 
-    /// The shared multiplexed connection, opened on first use (and reopened by the manager
-    /// when Redis comes back after a failure); each command on it waits at most `timeout`.
+    /// The shared multiplexed connection, opened on first use and reopened by [`Hot`] when a
+    /// command found it broken; each command on it waits at most `timeout`.
     async fn hot(&self) -> Result<Conn, StoreError> {
         let (client, hot) = match &self.backend {
             Backend::Single { client, hot, .. } => (client, hot),
@@ -553,29 +663,8 @@ impl RedisStore {
                 ))
             }
         };
-        // Reconnect soon after Redis comes back. The manager's defaults (factor 100 on a first
-        // delay of 1 s, capped at 60 s) wait a minute or two before the second attempt, so a
-        // cut of a few seconds stalled the intake for that long. Here: an attempt at once,
-        // then after 1–2 s (the first delay is fixed), then after at most 250 ms (plus jitter);
-        // when all fail, the next command starts again with an attempt at once.
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(self.timeout)
-            .set_connection_timeout(self.timeout)
-            .set_factor(2)
-            .set_max_delay(250)
-            .set_number_of_retries(2);
-        let open = redis::aio::ConnectionManager::new_with_config(client.clone(), config);
-        Ok(Conn::Managed(
-            hot.get_or_try_init(|| async {
-                tokio::time::timeout(self.timeout, open)
-                    .await
-                    .map_err(|_| StoreError::Timeout(self.timeout))?
-                    .map_err(StoreError::from)
-            })
-            .await?
-            .clone(),
-            self.timeout,
-        ))
+        let (generation, conn) = hot.get(client, self.timeout).await?;
+        Ok(Conn::Hot(conn, generation, hot.clone(), self.timeout))
     }
 
     /// A pooled connection (the cluster's shared one on a cluster) whose commands each wait

@@ -66,9 +66,10 @@ async fn a_rabbitmq_node_killed_and_restarted_under_load_loses_no_202() {
 
 /// The intake's Redis connection after a cut of a few seconds: while Redis is unreachable each
 /// command fails within the store's bound (the reconnection does not hold it), and soon after
-/// Redis is reachable again commands succeed. (The connection manager's default backoff waited
-/// 60 to 120 s before its second attempt: a 5 s cut stalled the intake for a minute or two.)
-/// The bounds here are generous; the time to full rate is measured by the fault campaign.
+/// Redis is reachable again commands succeed. (redis-rs' connection manager's default backoff
+/// waited 60 to 120 s before its second attempt: a 5 s cut stalled the intake for a minute or
+/// two; the connection is now reconnected by `store::redis::Hot`, at most every 100 ms.) The
+/// bounds here are generous; the time to full rate is measured by the fault campaign.
 #[tokio::test]
 async fn the_intakes_redis_connection_fails_fast_during_a_cut_and_is_back_soon_after() {
     use crate::common::faults::TcpProxy;

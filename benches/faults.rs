@@ -7,8 +7,10 @@
 //!   cargo bench --bench faults                         # the campaign: 5,000/s for 60 s per scenario
 //!   RATE=1000 SECONDS=20 SCALE=0.3 cargo bench --bench faults   # shorter (fault durations × SCALE)
 //!   ONLY=0,2 cargo bench --bench faults                # scenarios 0 and 2 only
-//!   MODE=overload cargo bench --bench faults           # 2 × MAX (10,000/s) for 30 s, then MAX/2
-//!   MODE=soak cargo bench --bench faults               # MAX/2 for 10 min, one fault a minute
+//!   MODE=overload MAX=3500 cargo bench --bench faults  # 2 × MAX for 30 s, then MAX/2 (MAX: the
+//!                                                      # stack's measured maximum, default 10,000)
+//!   MODE=soak RATE=1750 cargo bench --bench faults     # RATE (default MAX/2) for 10 min, a fault a minute
+//!   TIMELINE=all cargo bench --bench faults            # 202s/503s per second of the whole run
 //!
 //! It exits non-zero if an accepted reservation is missing from PostgreSQL or a person holds
 //! two registered tickets.
@@ -313,6 +315,33 @@ async fn soak() -> bool {
         );
     }
     let check = retry_and_check(&stack, &run, rate, 0).await;
+    // What Redis's growth is made of: the data it keeps per accepted reservation, or a leak.
+    if let Ok(client) =
+        deadpool_redis::redis::Client::open(format!("redis://127.0.0.1:{}/0", stack.redis.port))
+    {
+        if let Ok(mut c) = client.get_multiplexed_async_connection().await {
+            let info: String = deadpool_redis::redis::cmd("INFO")
+                .arg("memory")
+                .query_async(&mut c)
+                .await
+                .unwrap_or_default();
+            let keys: u64 = deadpool_redis::redis::cmd("DBSIZE")
+                .query_async(&mut c)
+                .await
+                .unwrap_or(0);
+            let used: u64 = info
+                .lines()
+                .find_map(|l| l.strip_prefix("used_memory:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let accepted = run.count(&[202]) + check.retried_accepted;
+            println!(
+                "redis at the end: used_memory {:.1} MiB, {keys} keys, {:.0} bytes per accepted reservation ({accepted})",
+                used as f64 / 1048576.0,
+                used as f64 / accepted.max(1) as f64
+            );
+        }
+    }
     println!(
         "202 {} (+{} on retry of {} people), lost {}, duplicates {}; growth ≤ 10% after minute one: {}; lost = 0: {}",
         run.count(&[202]),

@@ -679,6 +679,7 @@ impl Stack {
     pub async fn settle(&self, tickets: &[String], quiet: Duration, limit: Duration) -> usize {
         let start = Instant::now();
         let mut last = (-1i64, Instant::now());
+        let mut said = Instant::now();
         loop {
             let n = self.count_tickets().await;
             if n != last.0 {
@@ -690,8 +691,19 @@ impl Stack {
                     return 0;
                 }
             }
-            if start.elapsed() > limit {
+            // `limit` bounds a wait without progress: a persister still working through a
+            // backlog (after a long run with faults) is not a loss, and is waited for (up to
+            // half an hour in all).
+            if last.1.elapsed() > limit || start.elapsed() > Duration::from_secs(1800) {
                 return self.missing(tickets).await;
+            }
+            if said.elapsed() > Duration::from_secs(30) {
+                said = Instant::now();
+                println!(
+                    "    settling: {n} of {} tickets in PostgreSQL after {:.0} s",
+                    tickets.len(),
+                    start.elapsed().as_secs_f64()
+                );
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

@@ -127,6 +127,9 @@ pub struct Settings {
     pub max_in_flight: usize,
     /// Shed load (503) when the broker queue holds more messages than this.
     pub max_backlog: u64,
+    /// While Redis is not known to hold every live ticket, reservations are checked in
+    /// PostgreSQL, 8 at a time; this many more may wait for a check, and past it 503 at once.
+    pub cold_check_queue: usize,
     /// Group commit: at most this many reservations share one confirmed message.
     pub publish_batch: usize,
     /// Group commit: how long the first reservation of a batch waits for company.
@@ -237,6 +240,7 @@ impl Default for Settings {
             person_rate_per_min: 20,
             max_in_flight: 2_000,
             max_backlog: 2_000_000,
+            cold_check_queue: 256,
             publish_batch: 256,
             publish_linger_us: 1_000,
             publish_timeout_ms: 5_000,
@@ -391,6 +395,13 @@ impl Settings {
                 "consumers",
             ),
             ("http_workers", self.http_workers as u64, 1, 256, "threads"),
+            (
+                "cold_check_queue",
+                self.cold_check_queue as u64,
+                0,
+                1_000_000,
+                "reservations",
+            ),
             (
                 "fallback_replicas",
                 u64::from(self.fallback_replicas),
@@ -861,6 +872,7 @@ mod tests {
             ("persist_batch", |s| s.persist_batch = usize::MAX),
             ("persist_consumers", |s| s.persist_consumers = usize::MAX),
             ("http_workers", |s| s.http_workers = usize::MAX),
+            ("cold_check_queue", |s| s.cold_check_queue = usize::MAX),
             ("publish_linger_us", |s| s.publish_linger_us = u64::MAX),
             ("publish_timeout_ms", |s| s.publish_timeout_ms = u64::MAX),
             ("publish_timeout_ms", |s| s.publish_timeout_ms = 0),

@@ -82,11 +82,11 @@ pub async fn connect_db(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr>
 const STATUS_READ_SLOTS: usize = 4;
 
 /// Reservations checked in PostgreSQL at once while Redis is not known warm: half the pool,
-/// so that status reads, phone codes and the monitor keep connections. A reservation that
-/// finds them all taken waits at most [`INTAKE_CHECK_WAIT`], then is shed with 503 and
-/// `Retry-After`, instead of queueing on the pool for seconds with its in-flight slot held.
+/// so that status reads, phone codes and the monitor keep connections. Up to
+/// `cold_check_queue` more wait for a check (a burst on a slow database waits its turn); past
+/// that, and past `db_timeout_ms` of waiting, a reservation is shed with 503 and `Retry-After`
+/// at once instead of queueing on the pool for seconds with its in-flight slot held.
 const INTAKE_CHECK_SLOTS: usize = 8;
-pub const INTAKE_CHECK_WAIT: Duration = Duration::from_millis(200);
 
 /// The PostgreSQL pool of `serve` and `persist`: every statement is bounded by
 /// `db_timeout_ms` on the server (`statement_timeout`), and so is waiting for a connection.
@@ -341,6 +341,8 @@ impl Application {
             settings.max_backlog,
         );
         let cache = ReadCache::new(Duration::from_secs(settings.negative_cache_secs.max(1)));
+        let intake_checks =
+            crate::admission::Gate::new(INTAKE_CHECK_SLOTS, settings.cold_check_queue);
         if let Err(e) = cache.publications.refresh(&db).await {
             tracing::warn!(error = ?e, "reading the recorded draws at start");
         }
@@ -388,7 +390,7 @@ impl Application {
             sms,
             intake,
             ticket_reads,
-            intake_checks: tokio::sync::Semaphore::new(INTAKE_CHECK_SLOTS),
+            intake_checks,
         });
         tasks.push(spawn_monitor(state.clone(), rx));
         let data = state.clone();

@@ -197,6 +197,40 @@ impl Admission {
     }
 }
 
+/// A bounded queue in front of a scarce resource: at most `slots` callers use it at once and
+/// at most `max_waiting` wait for a turn; a caller past that bound is turned away at once
+/// (so the excess of a burst is shed in microseconds) while a burst that fits the queue waits
+/// its turn, however slow the resource is today.
+pub struct Gate {
+    slots: tokio::sync::Semaphore,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+}
+
+impl Gate {
+    pub fn new(slots: usize, max_waiting: usize) -> Self {
+        Self {
+            slots: tokio::sync::Semaphore::new(slots),
+            waiting: AtomicUsize::new(0),
+            max_waiting,
+        }
+    }
+
+    /// A turn, or `None` when the queue is full or no turn came within `patience`.
+    pub async fn enter(&self, patience: Duration) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        if let Ok(permit) = self.slots.try_acquire() {
+            return Some(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let turn = tokio::time::timeout(patience, self.slots.acquire()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        turn.ok()?.ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +332,36 @@ mod tests {
         assert_eq!(a.enter().err(), Some(Shed::Overloaded("backlog")));
         a.set_backlog(5);
         assert!(a.enter().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_gate_lets_its_queue_wait_and_turns_the_excess_away_at_once() {
+        let gate = Arc::new(Gate::new(1, 2));
+        let held = gate
+            .enter(Duration::from_secs(1))
+            .await
+            .expect("a free slot");
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let gate = gate.clone();
+                tokio::spawn(async move { gate.enter(Duration::from_secs(5)).await.is_some() })
+            })
+            .collect();
+        while gate.waiting.load(Ordering::Acquire) < 2 {
+            tokio::task::yield_now().await;
+        }
+        // The queue is full: the next caller is refused without waiting for its patience.
+        let t = std::time::Instant::now();
+        assert!(gate.enter(Duration::from_secs(5)).await.is_none());
+        assert!(t.elapsed() < Duration::from_secs(5));
+        drop(held);
+        for w in waiters {
+            assert!(w.await.unwrap(), "a queued caller gets its turn");
+        }
+        assert_eq!(gate.waiting.load(Ordering::Acquire), 0);
+        // With the slot held and nobody else waiting, patience runs out.
+        let _held = gate.enter(Duration::from_secs(1)).await.unwrap();
+        assert!(gate.enter(Duration::from_millis(20)).await.is_none());
+        assert_eq!(gate.waiting.load(Ordering::Acquire), 0);
     }
 }

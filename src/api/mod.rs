@@ -50,8 +50,8 @@ pub struct AppState {
     /// Status reads that missed Redis, gathered into shared PostgreSQL statements.
     pub ticket_reads: crate::store::draws::TicketReads,
     /// Reservations checked in PostgreSQL at once while Redis is cold (see
-    /// `reservations::refuse_from_database`); more wait briefly, then are shed.
-    pub intake_checks: tokio::sync::Semaphore,
+    /// `reservations::refuse_from_database`), with a bounded queue; the rest are shed.
+    pub intake_checks: crate::admission::Gate,
 }
 
 impl AppState {

@@ -266,9 +266,8 @@ async fn admit(
             None => None,
         };
         if known.is_none() {
-            let wait = crate::startup::INTAKE_CHECK_WAIT;
-            let Ok(Ok(_slot)) = tokio::time::timeout(wait, state.intake_checks.acquire()).await
-            else {
+            let patience = state.settings.db_timeout();
+            let Some(_slot) = state.intake_checks.enter(patience).await else {
                 state
                     .metrics
                     .shed

@@ -278,15 +278,15 @@ where
         Error = actix_web::Error,
     >,
 {
-    let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.metrics.clone());
+    // One reference count, not a clone of every collector in `Metrics`.
+    let state = req.app_data::<web::Data<AppState>>().cloned();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let fut = srv.call(req);
     async move {
         let res = fut.await?;
-        if let Some(m) = metrics {
-            m.http_requests
+        if let Some(s) = state {
+            s.metrics
+                .http_requests
                 .with_label_values(&[&route, res.status().as_str()])
                 .inc();
         }

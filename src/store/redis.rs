@@ -190,6 +190,54 @@ pub struct TicketStatus {
     pub draws: Vec<(String, String)>,
 }
 
+impl TicketStatus {
+    /// A ticket's status hash from an `HGETALL` reply; `None` when the hash does not exist.
+    /// Fields not named here are ignored; a value that is not a string reads as empty.
+    fn from_hash_reply(reply: redis::Value) -> Option<Self> {
+        let items = match reply {
+            redis::Value::Array(items) => items,
+            redis::Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+            _ => return None,
+        };
+        if items.is_empty() {
+            return None;
+        }
+        let text = |v: redis::Value| match v {
+            redis::Value::BulkString(b) => String::from_utf8(b).unwrap_or_default(),
+            redis::Value::SimpleString(s) => s,
+            _ => String::new(),
+        };
+        let mut st = Self {
+            status: String::new(),
+            pharmacy_id: String::new(),
+            product_id: String::new(),
+            flexible: false,
+            accepted_at: String::new(),
+            valid_until: String::new(),
+            draws: Vec::new(),
+        };
+        let mut it = items.into_iter();
+        while let (Some(field), Some(value)) = (it.next(), it.next()) {
+            let field = text(field);
+            match field.as_str() {
+                "status" => st.status = text(value),
+                "pharmacy_id" => st.pharmacy_id = text(value),
+                "product_id" => st.product_id = text(value),
+                "flexible" => st.flexible = text(value) == "1",
+                "accepted_at" => st.accepted_at = text(value),
+                "valid_until" => st.valid_until = text(value),
+                f => {
+                    if let Some(date) = f.strip_prefix("draw:") {
+                        st.draws.push((date.to_string(), text(value)));
+                    }
+                }
+            }
+        }
+        st.draws.sort();
+        Some(st)
+    }
+}
+
 /// One chunk of what `cache warm` writes (see [`RedisStore::write_warm`]).
 #[derive(Debug, Default, Clone)]
 pub struct Warm {
@@ -910,26 +958,11 @@ impl RedisStore {
     /// When Redis cannot be reached.
     pub async fn ticket_status(&self, ticket: &str) -> Result<Option<TicketStatus>, StoreError> {
         let mut conn = self.hot().await?;
-        let map: std::collections::HashMap<String, String> =
-            conn.hgetall(self.ticket_key(ticket)).await?;
-        if map.is_empty() {
-            return Ok(None);
-        }
-        let get = |k: &str| map.get(k).cloned().unwrap_or_default();
-        let mut draws: Vec<(String, String)> = map
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix("draw:").map(|d| (d.to_string(), v.clone())))
-            .collect();
-        draws.sort();
-        Ok(Some(TicketStatus {
-            draws,
-            status: get("status"),
-            pharmacy_id: get("pharmacy_id"),
-            product_id: get("product_id"),
-            flexible: get("flexible") == "1",
-            accepted_at: get("accepted_at"),
-            valid_until: get("valid_until"),
-        }))
+        // The reply as Redis sent it (field, value, field, value…): each string is moved into
+        // its place once, without the map and the copies `HashMap<String, String>` would make
+        // (this is the hottest read at 18:00).
+        let reply: redis::Value = conn.hgetall(self.ticket_key(ticket)).await?;
+        Ok(TicketStatus::from_hash_reply(reply))
     }
 
     /// Applies a draw's or an expiry's consequences, pipelined in chunks.
@@ -1434,5 +1467,74 @@ mod persistence_tests {
         );
         assert_eq!(p.replicas, 2);
         assert!(!p.persists());
+    }
+}
+
+#[cfg(test)]
+mod status_reply_tests {
+    use super::TicketStatus;
+    use redis::Value;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_status_hash_is_read_in_any_field_order_with_its_draws_sorted() {
+        let reply = Value::Array(
+            [
+                "draw:2026-03-02",
+                "won|P0001|KN95|123456|0.001",
+                "status",
+                "won",
+                "flexible",
+                "1",
+                "pharmacy_id",
+                "P0001",
+                "draw:2026-03-01",
+                "lost",
+                "product_id",
+                "KN95",
+                "accepted_at",
+                "2026-02-28T10:00:00+00:00",
+                "valid_until",
+                "2026-03-10T10:00:00+00:00",
+                "receipt",
+                "ignored",
+            ]
+            .into_iter()
+            .map(bulk)
+            .collect(),
+        );
+        let st = TicketStatus::from_hash_reply(reply).expect("a hash");
+        assert_eq!(st.status, "won");
+        assert_eq!((st.pharmacy_id.as_str(), st.product_id.as_str()), ("P0001", "KN95"));
+        assert!(st.flexible);
+        assert_eq!(st.accepted_at, "2026-02-28T10:00:00+00:00");
+        assert_eq!(st.valid_until, "2026-03-10T10:00:00+00:00");
+        assert_eq!(
+            st.draws,
+            vec![
+                ("2026-03-01".to_string(), "lost".to_string()),
+                (
+                    "2026-03-02".to_string(),
+                    "won|P0001|KN95|123456|0.001".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_hash_is_none_and_a_rigid_ticket_reads_not_flexible() {
+        assert!(TicketStatus::from_hash_reply(Value::Array(Vec::new())).is_none());
+        assert!(TicketStatus::from_hash_reply(Value::Nil).is_none());
+        let st = TicketStatus::from_hash_reply(Value::Map(vec![
+            (bulk("status"), bulk("registered")),
+            (bulk("flexible"), bulk("0")),
+        ]))
+        .expect("a hash");
+        assert_eq!(st.status, "registered");
+        assert!(!st.flexible);
+        assert!(st.draws.is_empty());
     }
 }

@@ -1508,7 +1508,10 @@ mod status_reply_tests {
         );
         let st = TicketStatus::from_hash_reply(reply).expect("a hash");
         assert_eq!(st.status, "won");
-        assert_eq!((st.pharmacy_id.as_str(), st.product_id.as_str()), ("P0001", "KN95"));
+        assert_eq!(
+            (st.pharmacy_id.as_str(), st.product_id.as_str()),
+            ("P0001", "KN95")
+        );
         assert!(st.flexible);
         assert_eq!(st.accepted_at, "2026-02-28T10:00:00+00:00");
         assert_eq!(st.valid_until, "2026-03-10T10:00:00+00:00");

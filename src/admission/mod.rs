@@ -203,7 +203,7 @@ impl Admission {
 /// its turn, however slow the resource is today.
 pub struct Gate {
     slots: tokio::sync::Semaphore,
-    waiting: AtomicUsize,
+    waiting: Arc<AtomicUsize>,
     max_waiting: usize,
 }
 
@@ -211,7 +211,7 @@ impl Gate {
     pub fn new(slots: usize, max_waiting: usize) -> Self {
         Self {
             slots: tokio::sync::Semaphore::new(slots),
-            waiting: AtomicUsize::new(0),
+            waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting,
         }
     }
@@ -221,13 +221,17 @@ impl Gate {
         if let Ok(permit) = self.slots.try_acquire() {
             return Some(permit);
         }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        // Counted as waiting until this future ends, however it ends: a request whose client
+        // went away is dropped mid-wait and must not keep its place in the count.
+        let now = self.waiting.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Slot(self.waiting.clone());
+        if now >= self.max_waiting {
             return None;
         }
-        let turn = tokio::time::timeout(patience, self.slots.acquire()).await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        turn.ok()?.ok()
+        tokio::time::timeout(patience, self.slots.acquire())
+            .await
+            .ok()?
+            .ok()
     }
 }
 
@@ -362,6 +366,17 @@ mod tests {
         // With the slot held and nobody else waiting, patience runs out.
         let _held = gate.enter(Duration::from_secs(1)).await.unwrap();
         assert!(gate.enter(Duration::from_millis(20)).await.is_none());
+        assert_eq!(gate.waiting.load(Ordering::Acquire), 0);
+        // A waiter dropped mid-wait (its client went away) gives its place back.
+        let gone = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.enter(Duration::from_secs(60)).await.is_some() })
+        };
+        while gate.waiting.load(Ordering::Acquire) < 1 {
+            tokio::task::yield_now().await;
+        }
+        gone.abort();
+        assert!(gone.await.unwrap_err().is_cancelled());
         assert_eq!(gate.waiting.load(Ordering::Acquire), 0);
     }
 }
